@@ -5,7 +5,9 @@ use std::time::Duration;
 
 /// Parse a duration such as "4h" or "1h30m".
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let err = || format!("{s:?} is not a duration: use a number with s, m, h or d, e.g. \"90m\" or \"4h\"");
+    let err = || {
+        format!("{s:?} is not a duration: use a number with s, m, h or d, e.g. \"90m\" or \"4h\"")
+    };
     if s.is_empty() {
         return Err(err());
     }

@@ -284,8 +284,12 @@ impl Config {
                 message,
             })
         };
-        let http = parse_addr(&self.server.http).map_err(|m| bad("server.http", m)).ok();
-        let udp = parse_addr(&self.server.udp).map_err(|m| bad("server.udp", m)).ok();
+        let http = parse_addr(&self.server.http)
+            .map_err(|m| bad("server.http", m))
+            .ok();
+        let udp = parse_addr(&self.server.udp)
+            .map_err(|m| bad("server.udp", m))
+            .ok();
         let mut advertise = Vec::new();
         for (i, a) in self.server.advertise.iter().enumerate() {
             match a.parse::<IpAddr>() {
@@ -315,7 +319,10 @@ impl Config {
         if self.server.max_body_bytes < 1024 {
             bad(
                 "server.max_body_bytes",
-                format!("{} is too small for any SDP offer; use at least 1024", self.server.max_body_bytes),
+                format!(
+                    "{} is too small for any SDP offer; use at least 1024",
+                    self.server.max_body_bytes
+                ),
             );
         }
         let ttl = parse_duration(&self.auth.default_ttl)
@@ -332,7 +339,10 @@ impl Config {
                 let p = base.map(|b| b.join(f)).unwrap_or_else(|| PathBuf::from(f));
                 match std::fs::read_to_string(&p) {
                     Ok(t) => secret = Some(t.lines().next().unwrap_or("").trim().to_string()),
-                    Err(e) => bad("auth.token_secret_file", format!("cannot read {}: {e}", p.display())),
+                    Err(e) => bad(
+                        "auth.token_secret_file",
+                        format!("cannot read {}: {e}", p.display()),
+                    ),
                 }
             }
             (None, None) => {}
@@ -351,7 +361,10 @@ impl Config {
         }
         if let Some(list) = &self.lessons.allowed {
             if list.is_empty() {
-                bad("lessons.allowed", "an empty list would refuse every lesson; remove it to allow all".into());
+                bad(
+                    "lessons.allowed",
+                    "an empty list would refuse every lesson; remove it to allow all".into(),
+                );
             }
             for (i, l) in list.iter().enumerate() {
                 if let Err(m) = check_name(l) {
@@ -405,17 +418,21 @@ impl Config {
 pub fn check_name(s: &str) -> Result<(), String> {
     let ok = !s.is_empty()
         && s.len() <= 64
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
     if ok {
         Ok(())
     } else {
-        Err(format!("{s:?} is not a valid name: use 1 to 64 letters, digits, '-', '_' or '.'"))
+        Err(format!(
+            "{s:?} is not a valid name: use 1 to 64 letters, digits, '-', '_' or '.'"
+        ))
     }
 }
 
 fn parse_addr(s: &str) -> Result<SocketAddr, String> {
-    s.parse()
-        .map_err(|_| format!("{s:?} is not IP:PORT (example: \"127.0.0.1:8080\" or \"[::1]:8080\")"))
+    s.parse().map_err(|_| {
+        format!("{s:?} is not IP:PORT (example: \"127.0.0.1:8080\" or \"[::1]:8080\")")
+    })
 }
 
 /// serde_json appends " at line L column C"; we report those separately.

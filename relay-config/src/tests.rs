@@ -66,7 +66,11 @@ fn wildcard_udp_needs_advertise() {
 fn example_files_load() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let d = Config::load(&dir.join("default.json")).unwrap();
-    assert_eq!(d.config, Config::default(), "examples/default.json shows the defaults");
+    assert_eq!(
+        d.config,
+        Config::default(),
+        "examples/default.json shows the defaults"
+    );
     let h = Config::load(&dir.join("hub-school.json")).unwrap();
     assert!(!h.development_secret);
     assert_eq!(h.token_secret, "replace-this-with-a-long-random-secret");

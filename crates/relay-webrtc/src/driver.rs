@@ -1,0 +1,286 @@
+//! The thin tokio driver: owns the UDP sockets and the clock, runs the [`Edge`] on
+//! one task, and takes commands from the HTTP layer through a [`Handle`].
+
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::task::Poll;
+use std::time::Instant;
+
+use relay_core::{LayerPref, PeerId, RelayConfig};
+use tokio::io::ReadBuf;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{error, info};
+
+use crate::edge::{Edge, EdgeStats, Session};
+use crate::error::EdgeError;
+use crate::peer::Codecs;
+
+/// Where the media sockets listen.
+#[derive(Debug, Clone)]
+pub struct MediaConfig {
+    /// UDP bind address; port 0 picks a free port.
+    pub udp: SocketAddr,
+    /// Addresses offered to browsers. When `udp` is a wildcard, one socket is bound
+    /// per advertised address (same port), so the relay knows which address a
+    /// datagram reached. An address that cannot be bound (a NAT's public address) is
+    /// served from a wildcard socket instead.
+    pub advertise: Vec<std::net::IpAddr>,
+    pub relay: RelayConfig,
+    pub codecs: Codecs,
+}
+
+enum Command {
+    Publish {
+        lesson: String,
+        token_session: String,
+        offer: String,
+        reply: oneshot::Sender<Result<Session, EdgeError>>,
+    },
+    Subscribe {
+        lesson: String,
+        school: String,
+        layer: Option<LayerPref>,
+        offer: String,
+        reply: oneshot::Sender<Result<Session, EdgeError>>,
+    },
+    Close {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
+    SetLayer {
+        peer: PeerId,
+        layer: LayerPref,
+        reply: oneshot::Sender<bool>,
+    },
+    Stats {
+        reply: oneshot::Sender<EdgeStats>,
+    },
+}
+
+/// Talks to the running edge. Cheap to clone.
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Command>,
+    /// The addresses offered as ICE candidates (with the real port).
+    pub local_addrs: Vec<SocketAddr>,
+}
+
+impl Handle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, EdgeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(make(reply))
+            .await
+            .map_err(|_| EdgeError::Stopped)?;
+        rx.await.map_err(|_| EdgeError::Stopped)
+    }
+
+    /// Publish a teacher's offer; see [`Edge::publish`].
+    pub async fn publish(
+        &self,
+        lesson: &str,
+        token_session: &str,
+        offer: String,
+    ) -> Result<Session, EdgeError> {
+        self.ask(|reply| Command::Publish {
+            lesson: lesson.into(),
+            token_session: token_session.into(),
+            offer,
+            reply,
+        })
+        .await?
+    }
+
+    /// Subscribe a classroom; see [`Edge::subscribe`].
+    pub async fn subscribe(
+        &self,
+        lesson: &str,
+        school: &str,
+        layer: Option<LayerPref>,
+        offer: String,
+    ) -> Result<Session, EdgeError> {
+        self.ask(|reply| Command::Subscribe {
+            lesson: lesson.into(),
+            school: school.into(),
+            layer,
+            offer,
+            reply,
+        })
+        .await?
+    }
+
+    /// End a session; false if it was already gone.
+    pub async fn close(&self, peer: PeerId) -> Result<bool, EdgeError> {
+        self.ask(|reply| Command::Close { peer, reply }).await
+    }
+
+    /// Change a classroom's layer; false if the session is gone.
+    pub async fn set_layer(&self, peer: PeerId, layer: LayerPref) -> Result<bool, EdgeError> {
+        self.ask(|reply| Command::SetLayer { peer, layer, reply })
+            .await
+    }
+
+    /// A snapshot for metrics.
+    pub async fn stats(&self) -> Result<EdgeStats, EdgeError> {
+        self.ask(|reply| Command::Stats { reply }).await
+    }
+}
+
+struct Sock {
+    socket: UdpSocket,
+    /// The address str0m knows this socket by (an advertised candidate address).
+    local: SocketAddr,
+}
+
+fn bind(addr: SocketAddr) -> Result<UdpSocket, EdgeError> {
+    let std = std::net::UdpSocket::bind(addr).map_err(|source| EdgeError::Bind { addr, source })?;
+    std.set_nonblocking(true)
+        .map_err(|source| EdgeError::Bind { addr, source })?;
+    UdpSocket::from_std(std).map_err(|source| EdgeError::Bind { addr, source })
+}
+
+/// Bind the media sockets and start the edge task on the current tokio runtime.
+pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
+    let mut socks = Vec::new();
+    if cfg.udp.ip().is_unspecified() {
+        let mut port = cfg.udp.port();
+        let mut unbound = Vec::new();
+        for ip in &cfg.advertise {
+            match bind(SocketAddr::new(*ip, port)) {
+                Ok(socket) => {
+                    let local = socket.local_addr().map_err(|source| EdgeError::Bind {
+                        addr: cfg.udp,
+                        source,
+                    })?;
+                    port = local.port();
+                    socks.push(Sock { socket, local });
+                }
+                Err(EdgeError::Bind { source, .. })
+                    if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
+                {
+                    unbound.push(*ip)
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        for ip in unbound {
+            let socket = bind(SocketAddr::new(cfg.udp.ip(), port))?;
+            port = socket.local_addr().map(|a| a.port()).unwrap_or(port);
+            info!(%ip, port, "advertised address is not local (NAT?); serving it from the wildcard socket");
+            socks.push(Sock {
+                socket,
+                local: SocketAddr::new(ip, port),
+            });
+        }
+    } else {
+        let socket = bind(cfg.udp)?;
+        let bound = socket.local_addr().map_err(|source| EdgeError::Bind {
+            addr: cfg.udp,
+            source,
+        })?;
+        let ip = cfg.advertise.first().copied().unwrap_or(bound.ip());
+        socks.push(Sock {
+            socket,
+            local: SocketAddr::new(ip, bound.port()),
+        });
+    }
+    let local_addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local).collect();
+    let (tx, rx) = mpsc::channel(256);
+    let edge = Edge::new(Instant::now(), cfg.relay, cfg.codecs, local_addrs.clone());
+    tokio::spawn(run(edge, socks, rx));
+    Ok(Handle { tx, local_addrs })
+}
+
+enum Wake {
+    Command(Option<Command>),
+    Datagram(usize, SocketAddr, usize),
+    Timer,
+}
+
+async fn run(mut edge: Edge, socks: Vec<Sock>, mut rx: mpsc::Receiver<Command>) {
+    let mut buf = vec![0u8; 2000];
+    loop {
+        let deadline = edge.next_timeout(Instant::now());
+        let sleep = tokio::time::sleep_until(deadline.into());
+        tokio::pin!(sleep);
+        let wake = poll_fn(|cx| {
+            if let Poll::Ready(c) = rx.poll_recv(cx) {
+                return Poll::Ready(Wake::Command(c));
+            }
+            for (i, s) in socks.iter().enumerate() {
+                let mut rb = ReadBuf::new(&mut buf);
+                if let Poll::Ready(r) = s.socket.poll_recv_from(cx, &mut rb) {
+                    match r {
+                        Ok(src) => return Poll::Ready(Wake::Datagram(i, src, rb.filled().len())),
+                        // ICMP errors from vanished peers surface here; keep serving.
+                        Err(_) => continue,
+                    }
+                }
+            }
+            if sleep.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Wake::Timer);
+            }
+            Poll::Pending
+        })
+        .await;
+        let now = Instant::now();
+        match wake {
+            Wake::Command(None) => {
+                info!("media edge stopping: no more HTTP handles");
+                return;
+            }
+            Wake::Command(Some(c)) => handle_command(&mut edge, now, c),
+            Wake::Datagram(i, src, n) => edge.receive(now, socks[i].local, src, &buf[..n]),
+            Wake::Timer => edge.timeout(now),
+        }
+        while let Some(d) = edge.poll_datagram() {
+            let Some(s) = socks.iter().find(|s| s.local == d.source).or(socks.first()) else {
+                break;
+            };
+            match s.socket.try_send_to(&d.contents, d.destination) {
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if let Err(e) = s.socket.send_to(&d.contents, d.destination).await {
+                        error!(dest = %d.destination, "UDP send failed: {e}");
+                    }
+                }
+                Err(e) => tracing::debug!(dest = %d.destination, "UDP send failed: {e}"),
+            }
+        }
+    }
+}
+
+fn handle_command(edge: &mut Edge, now: Instant, c: Command) {
+    match c {
+        Command::Publish {
+            lesson,
+            token_session,
+            offer,
+            reply,
+        } => {
+            let _ = reply.send(edge.publish(now, &lesson, &token_session, &offer));
+        }
+        Command::Subscribe {
+            lesson,
+            school,
+            layer,
+            offer,
+            reply,
+        } => {
+            let _ = reply.send(edge.subscribe(now, &lesson, &school, layer, &offer));
+        }
+        Command::Close { peer, reply } => {
+            let _ = reply.send(edge.close(now, peer));
+        }
+        Command::SetLayer { peer, layer, reply } => {
+            let _ = reply.send(edge.set_layer(now, peer, layer));
+        }
+        Command::Stats { reply } => {
+            let _ = reply.send(edge.stats(now));
+        }
+    }
+}

@@ -56,6 +56,10 @@ enum Command {
     Stats {
         reply: oneshot::Sender<EdgeStats>,
     },
+    Alive {
+        peer: PeerId,
+        reply: oneshot::Sender<bool>,
+    },
 }
 
 /// Talks to the running edge. Cheap to clone.
@@ -122,6 +126,11 @@ impl Handle {
     pub async fn set_layer(&self, peer: PeerId, layer: LayerPref) -> Result<bool, EdgeError> {
         self.ask(|reply| Command::SetLayer { peer, layer, reply })
             .await
+    }
+
+    /// Whether a session is still alive.
+    pub async fn is_alive(&self, peer: PeerId) -> Result<bool, EdgeError> {
+        self.ask(|reply| Command::Alive { peer, reply }).await
     }
 
     /// A snapshot for metrics.
@@ -281,6 +290,9 @@ fn handle_command(edge: &mut Edge, now: Instant, c: Command) {
         }
         Command::Stats { reply } => {
             let _ = reply.send(edge.stats(now));
+        }
+        Command::Alive { peer, reply } => {
+            let _ = reply.send(edge.is_alive(peer));
         }
     }
 }

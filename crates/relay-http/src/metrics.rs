@@ -1,0 +1,159 @@
+//! Prometheus text exposition of the relay's state.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use relay_webrtc::EdgeStats;
+
+fn esc(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Render `/metrics`.
+pub fn render(s: &EdgeStats) -> String {
+    let mut o = String::new();
+    let mut gauge = |name: &str, help: &str, kind: &str, v: u64| {
+        let _ = writeln!(o, "# HELP classroom_relay_{name} {help}\n# TYPE classroom_relay_{name} {kind}\nclassroom_relay_{name} {v}");
+    };
+    gauge(
+        "lessons",
+        "Lessons with a teacher or a classroom connected.",
+        "gauge",
+        s.lessons.len() as u64,
+    );
+    gauge(
+        "publishers",
+        "Teacher sessions.",
+        "gauge",
+        s.publishers as u64,
+    );
+    gauge(
+        "subscribers",
+        "Classroom sessions.",
+        "gauge",
+        s.subscribers as u64,
+    );
+    gauge(
+        "packets_received_total",
+        "RTP packets received from teachers.",
+        "counter",
+        s.totals.packets_in,
+    );
+    gauge(
+        "bytes_received_total",
+        "RTP payload bytes received from teachers.",
+        "counter",
+        s.totals.bytes_in,
+    );
+    gauge(
+        "packets_forwarded_total",
+        "RTP packets forwarded to classrooms.",
+        "counter",
+        s.totals.packets_forwarded,
+    );
+    gauge(
+        "bytes_forwarded_total",
+        "RTP payload bytes forwarded to classrooms.",
+        "counter",
+        s.totals.bytes_forwarded,
+    );
+    gauge(
+        "keyframe_requests_total",
+        "Keyframe requests sent to teachers.",
+        "counter",
+        s.totals.keyframe_requests_sent,
+    );
+    gauge(
+        "layer_switches_total",
+        "Simulcast layer switches made for classrooms.",
+        "counter",
+        s.totals.layer_switches,
+    );
+
+    // Several classrooms (devices) of one school share its link: sum them.
+    let mut per_school: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+    for l in &s.lessons {
+        for sub in &l.subscribers {
+            let e = per_school.entry((&l.lesson, &sub.school)).or_default();
+            e.0 += sub.bitrate_bps;
+            e.1 += 1;
+        }
+    }
+    let _ = writeln!(o, "# HELP classroom_relay_school_bitrate_bps Current bit rate sent to a school (all its classrooms).\n# TYPE classroom_relay_school_bitrate_bps gauge");
+    for ((lesson, school), (bps, _)) in &per_school {
+        let _ = writeln!(
+            o,
+            "classroom_relay_school_bitrate_bps{{lesson=\"{}\",school=\"{}\"}} {bps}",
+            esc(lesson),
+            esc(school)
+        );
+    }
+    let _ = writeln!(o, "# HELP classroom_relay_school_classrooms Classroom sessions per school.\n# TYPE classroom_relay_school_classrooms gauge");
+    for ((lesson, school), (_, n)) in &per_school {
+        let _ = writeln!(
+            o,
+            "classroom_relay_school_classrooms{{lesson=\"{}\",school=\"{}\"}} {n}",
+            esc(lesson),
+            esc(school)
+        );
+    }
+    let _ = writeln!(o, "# HELP classroom_relay_teacher_layer_bitrate_bps Bit rate the teacher publishes per track and layer.\n# TYPE classroom_relay_teacher_layer_bitrate_bps gauge");
+    for l in &s.lessons {
+        for (mid, layers) in &l.tracks {
+            for (rid, bps) in layers {
+                let rid = rid.map(|r| r.to_string()).unwrap_or_default();
+                let _ = writeln!(
+                    o,
+                    "classroom_relay_teacher_layer_bitrate_bps{{lesson=\"{}\",mid=\"{}\",rid=\"{}\"}} {bps}",
+                    esc(&l.lesson),
+                    esc(mid.as_str()),
+                    esc(&rid)
+                );
+            }
+        }
+    }
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use relay_core::{LessonStats, PeerId, SubscriberStats, Totals};
+
+    #[test]
+    fn renders_totals_and_per_school_sums() {
+        let sub = |peer, school: &str, bps| SubscriberStats {
+            peer: PeerId(peer),
+            school: school.into(),
+            bitrate_bps: bps,
+            packets: 1,
+            bytes: 1,
+            layers: vec![],
+            switches: 0,
+        };
+        let s = EdgeStats {
+            lessons: vec![LessonStats {
+                lesson: "math".into(),
+                publisher: Some(PeerId(1)),
+                tracks: vec![],
+                subscribers: vec![sub(2, "a", 1000), sub(3, "a", 500), sub(4, "b\"x", 7)],
+            }],
+            totals: Totals {
+                packets_forwarded: 42,
+                ..Default::default()
+            },
+            publishers: 1,
+            subscribers: 3,
+        };
+        let m = render(&s);
+        assert!(m.contains("classroom_relay_lessons 1\n"));
+        assert!(m.contains("classroom_relay_packets_forwarded_total 42\n"));
+        assert!(
+            m.contains("classroom_relay_school_bitrate_bps{lesson=\"math\",school=\"a\"} 1500\n")
+        );
+        assert!(m.contains("classroom_relay_school_classrooms{lesson=\"math\",school=\"a\"} 2\n"));
+        assert!(m.contains("school=\"b\\\"x\"} 7\n"));
+    }
+}

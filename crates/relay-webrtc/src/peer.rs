@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use relay_core::{Kind, Mid, PublishedTrack, SlotSpec};
 use str0m::change::SdpOffer;
-use str0m::media::{Direction, MediaKind};
-use str0m::{Candidate, Event, Output, Rtc};
+use str0m::media::{Direction, MediaKind, Mid as StrMid};
+use str0m::{Candidate, Rtc};
 
 use crate::error::EdgeError;
 
@@ -44,6 +44,7 @@ pub fn negotiate(
     local: &[SocketAddr],
     codecs: Codecs,
 ) -> Result<Negotiated, EdgeError> {
+    let offer_text = offer;
     let offer = SdpOffer::from_sdp_string(offer).map_err(|e| EdgeError::BadSdp(e.to_string()))?;
     let mut rtc = Rtc::builder()
         .set_rtp_mode(true)
@@ -64,42 +65,30 @@ pub fn negotiate(
 
     let mut tracks = Vec::new();
     let mut slots = Vec::new();
-    // Negotiation results arrive as events; nothing is transmitted before ICE starts.
-    while let Ok(out) = rtc.poll_output() {
-        let Output::Event(Event::MediaAdded(m)) = out else {
-            if matches!(out, Output::Timeout(_)) {
-                break;
-            }
+    for m in scan_offer(offer_text) {
+        let Some(media) = rtc.media(StrMid::from(m.mid.as_str())) else {
             continue;
         };
-        let usable = rtc
-            .media(m.mid)
-            .is_some_and(|media| !media.remote_pts().is_empty());
-        if !usable {
+        // No common codec: str0m rejects the m-line.
+        if media.remote_pts().is_empty() || media.disabled() {
             continue;
         }
-        let kind = match m.kind {
+        let kind = match media.kind() {
             MediaKind::Audio => Kind::Audio,
             MediaKind::Video => Kind::Video,
         };
-        let mid = Mid::new(&m.mid.to_string());
-        match role {
-            Role::Publisher if matches!(m.direction, Direction::RecvOnly | Direction::SendRecv) => {
-                let rids = m
-                    .simulcast
-                    .map(|s| {
-                        s.recv
-                            .iter()
-                            .map(|l| relay_core::Rid::new(&l.rid.to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                tracks.push(PublishedTrack { mid, kind, rids });
+        let mid = Mid::new(&m.mid);
+        // Directions from the relay's side of the answer.
+        match (role, media.direction()) {
+            (Role::Publisher, Direction::RecvOnly | Direction::SendRecv) => {
+                tracks.push(PublishedTrack {
+                    mid,
+                    kind,
+                    rids: m.rids.iter().map(|r| relay_core::Rid::new(r)).collect(),
+                })
             }
-            Role::Subscriber
-                if matches!(m.direction, Direction::SendOnly | Direction::SendRecv) =>
-            {
-                slots.push(SlotSpec { mid, kind });
+            (Role::Subscriber, Direction::SendOnly | Direction::SendRecv) => {
+                slots.push(SlotSpec { mid, kind })
             }
             _ => {}
         }
@@ -123,4 +112,74 @@ pub fn negotiate(
         tracks,
         slots,
     })
+}
+
+/// One m-line of an offer, as far as the relay cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferedMedia {
+    pub mid: String,
+    /// Simulcast rids the offerer sends (`a=rid:<id> send`), in SDP order.
+    pub rids: Vec<String>,
+}
+
+/// List the m-lines of an SDP offer with their mid and send rids (RFC 8866 §5.14,
+/// RFC 8851 §4). Lines without a mid are skipped: BUNDLE requires one (RFC 8843).
+pub fn scan_offer(sdp: &str) -> Vec<OfferedMedia> {
+    let mut out: Vec<OfferedMedia> = Vec::new();
+    let mut in_media = false;
+    for line in sdp.lines().map(str::trim_end) {
+        if line.starts_with("m=") {
+            in_media = true;
+            out.push(OfferedMedia {
+                mid: String::new(),
+                rids: vec![],
+            });
+        } else if !in_media {
+            continue;
+        } else if let Some(mid) = line.strip_prefix("a=mid:") {
+            if let Some(m) = out.last_mut() {
+                m.mid = mid.trim().to_string();
+            }
+        } else if let Some(rid) = line.strip_prefix("a=rid:") {
+            let mut parts = rid.split_whitespace();
+            if let (Some(id), Some("send")) = (parts.next(), parts.next()) {
+                if let Some(m) = out.last_mut() {
+                    m.rids.push(id.to_string());
+                }
+            }
+        }
+    }
+    out.retain(|m| !m.mid.is_empty());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_mids_and_send_rids() {
+        let sdp = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+                   m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=sendonly\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=rid:q send\r\na=rid:h send\r\na=rid:f send\r\n\
+                   a=simulcast:send q;h;f\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=rid:x recv\r\na=mid:2\r\n\
+                   m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        let m = scan_offer(sdp);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            m[0],
+            OfferedMedia {
+                mid: "0".into(),
+                rids: vec![]
+            }
+        );
+        assert_eq!(m[1].rids, vec!["q", "h", "f"]);
+        assert_eq!(
+            m[2],
+            OfferedMedia {
+                mid: "2".into(),
+                rids: vec![]
+            }
+        );
+    }
 }

@@ -1,0 +1,317 @@
+//! Every WHIP/WHEP error status, against the real binary on loopback, and the relay
+//! keeps serving after each.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use str0m::media::{Direction, MediaKind};
+use str0m::Rtc;
+
+struct Resp {
+    status: u16,
+    body: String,
+    location: Option<String>,
+    allow: Option<String>,
+}
+
+fn call(method: &str, url: &str, token: Option<&str>, ct: Option<&str>, body: &str) -> Resp {
+    let mut r = ureq::request(method, url);
+    if let Some(t) = token {
+        r = r.set("Authorization", &format!("Bearer {t}"));
+    }
+    if let Some(c) = ct {
+        r = r.set("Content-Type", c);
+    }
+    let resp = match r.send_string(body) {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    Resp {
+        status: resp.status(),
+        location: resp.header("location").map(String::from),
+        allow: resp.header("allow").map(String::from),
+        body: resp.into_string().unwrap_or_default(),
+    }
+}
+
+/// A real publish offer (Opus + VP8) from a str0m peer.
+fn offer(dir: Direction) -> String {
+    str0m::crypto::from_feature_flags().install_process_default();
+    let mut rtc = Rtc::new(Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, dir, None, None, None);
+    api.add_media(MediaKind::Video, dir, None, None, None);
+    let (offer, _) = api.apply().unwrap();
+    offer.to_sdp_string()
+}
+
+#[test]
+fn error_statuses_and_recovery() {
+    let relay = common::start(&[]);
+    let whip = format!("{}/whip/math", relay.base);
+    let whep = format!("{}/whep/math", relay.base);
+    let sdp = Some("application/sdp");
+    let teacher = common::token("math", "teacher", None, &[]);
+    let teacher2 = common::token("math", "teacher", None, &[]);
+    let class = common::token("math", "classroom", Some("s1"), &[]);
+    let other_lesson = common::token("bio", "teacher", None, &[]);
+    let pub_offer = offer(Direction::SendOnly);
+    let sub_offer = offer(Direction::RecvOnly);
+
+    // 401: missing, garbage, wrong secret.
+    let r = call("POST", &whip, None, sdp, &pub_offer);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert!(r.body.contains("Bearer"));
+    assert_eq!(
+        call("POST", &whip, Some("nope"), sdp, &pub_offer).status,
+        401
+    );
+    let forged = format!("{}x", &teacher[..teacher.len() - 1]);
+    assert_eq!(
+        call("POST", &whip, Some(&forged), sdp, &pub_offer).status,
+        401
+    );
+    // 401: expired.
+    let short = common::token("math", "teacher", None, &["--ttl", "1s"]);
+    std::thread::sleep(Duration::from_millis(2100));
+    let r = call("POST", &whip, Some(&short), sdp, &pub_offer);
+    assert_eq!(r.status, 401);
+    assert!(r.body.contains("expired"), "{}", r.body);
+    // 403: wrong role, wrong lesson.
+    assert_eq!(
+        call("POST", &whip, Some(&class), sdp, &pub_offer).status,
+        403
+    );
+    assert_eq!(
+        call("POST", &whep, Some(&teacher), sdp, &sub_offer).status,
+        403
+    );
+    let r = call("POST", &whip, Some(&other_lesson), sdp, &pub_offer);
+    assert_eq!(r.status, 403);
+    assert!(r.body.contains("bio"), "{}", r.body);
+    // 415: content type.
+    assert_eq!(
+        call(
+            "POST",
+            &whip,
+            Some(&teacher),
+            Some("text/plain"),
+            &pub_offer
+        )
+        .status,
+        415
+    );
+    assert_eq!(
+        call("POST", &whip, Some(&teacher), None, &pub_offer).status,
+        415
+    );
+    // 413: oversized body.
+    let big = format!("v=0\r\n{}", "a=x\r\n".repeat(20_000));
+    assert_eq!(call("POST", &whip, Some(&teacher), sdp, &big).status, 413);
+    // 400: not SDP, SDP with nothing to forward, a teacher offer that only receives.
+    assert_eq!(
+        call("POST", &whip, Some(&teacher), sdp, "hello").status,
+        400
+    );
+    assert_eq!(
+        call("POST", &whip, Some(&teacher), sdp, "v=0\r\nbroken").status,
+        400
+    );
+    let r = call("POST", &whip, Some(&teacher), sdp, &sub_offer);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("forward"), "{}", r.body);
+    let r = call(
+        "POST",
+        &whep,
+        Some(&class),
+        sdp,
+        &pub_offer.replace("sendonly", "inactive"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        call(
+            "POST",
+            &format!("{whep}?layer=huge"),
+            Some(&class),
+            sdp,
+            &sub_offer
+        )
+        .status,
+        400
+    );
+
+    // 201 with Location and an SDP answer.
+    let r = call("POST", &whip, Some(&teacher), sdp, &pub_offer);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert!(r.body.starts_with("v=0"));
+    let loc = r.location.expect("Location");
+    assert!(loc.starts_with("/whip/math/"), "{loc}");
+    // 409: another teacher token while the first session lives.
+    let r = call("POST", &whip, Some(&teacher2), sdp, &pub_offer);
+    assert_eq!(r.status, 409, "{}", r.body);
+    // The same token again is a reconnect: it replaces the old session.
+    let r = call("POST", &whip, Some(&teacher), sdp, &pub_offer);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let loc2 = r.location.unwrap();
+    assert_eq!(
+        call(
+            "DELETE",
+            &format!("{}{loc}", relay.base),
+            Some(&teacher),
+            None,
+            ""
+        )
+        .status,
+        404,
+        "replaced session is gone"
+    );
+
+    // A classroom.
+    let r = call("POST", &whep, Some(&class), sdp, &sub_offer);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let cloc = r.location.unwrap();
+    // PATCH: 405 with Allow.
+    let r = call(
+        "PATCH",
+        &format!("{}{cloc}", relay.base),
+        Some(&class),
+        Some("application/trickle-ice-sdpfrag"),
+        "a=x",
+    );
+    assert_eq!(r.status, 405);
+    assert!(r.allow.unwrap_or_default().contains("DELETE"));
+    // OPTIONS for CORS preflight.
+    let r = call("OPTIONS", &whip, None, None, "");
+    assert!(r.status == 204 || r.status == 200, "{}", r.status);
+    // DELETE: 200, then 404; unknown resource 404.
+    assert_eq!(
+        call(
+            "DELETE",
+            &format!("{}{cloc}", relay.base),
+            Some(&class),
+            None,
+            ""
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        call(
+            "DELETE",
+            &format!("{}{cloc}", relay.base),
+            Some(&class),
+            None,
+            ""
+        )
+        .status,
+        404
+    );
+    assert_eq!(
+        call("DELETE", &format!("{whip}/0123"), Some(&teacher), None, "").status,
+        404
+    );
+    assert_eq!(
+        call(
+            "DELETE",
+            &format!("{}{loc2}", relay.base),
+            Some(&teacher),
+            None,
+            ""
+        )
+        .status,
+        200
+    );
+    // After the teacher left, another teacher may publish.
+    assert_eq!(
+        call("POST", &whip, Some(&teacher2), sdp, &pub_offer).status,
+        201
+    );
+
+    // Still serving, and metrics speak Prometheus.
+    assert_eq!(
+        call("GET", &format!("{}/healthz", relay.base), None, None, "").status,
+        200
+    );
+    let m = call("GET", &format!("{}/metrics", relay.base), None, None, "");
+    assert!(
+        m.body.contains("classroom_relay_publishers 1"),
+        "{}",
+        m.body
+    );
+    assert!(m.body.contains("classroom_relay_packets_forwarded_total"));
+}
+
+#[test]
+fn restricted_lessons_and_cli_errors() {
+    let dir = std::env::temp_dir().join(format!("crelay-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("relay.json");
+    std::fs::write(
+        &cfg,
+        r#"{"auth": {"token_secret": "a-test-secret-of-enough-length"}, "lessons": {"allowed": ["math"], "demo": "math"}}"#,
+    )
+    .unwrap();
+    let cfg_s = cfg.display().to_string();
+    let relay = common::start(&["--config", &cfg_s]);
+    let t = common::token("math", "teacher", None, &["--config", &cfg_s]);
+    let r = call(
+        "POST",
+        &format!("{}/whip/math", relay.base),
+        Some(&t),
+        Some("application/sdp"),
+        &offer(Direction::SendOnly),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    // A token signed with the default secret is refused by this relay.
+    let dev = common::token("math", "teacher", None, &[]);
+    let r = call(
+        "POST",
+        &format!("{}/whip/math", relay.base),
+        Some(&dev),
+        Some("application/sdp"),
+        "v=0",
+    );
+    assert_eq!(r.status, 401);
+    // The CLI refuses to mint a token for a lesson the config does not serve.
+    let out = std::process::Command::new(common::bin())
+        .args([
+            "token", "--lesson", "bio", "--role", "teacher", "--config", &cfg_s,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lessons.allowed"));
+    // check-config names each problem's path.
+    std::fs::write(
+        &cfg,
+        r#"{"server": {"udp": "0.0.0.0:1"}, "media": {"keyframe_interval_ms": 1, "x": 1}}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["check-config", &cfg_s])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("media.x"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    std::fs::write(
+        &cfg,
+        r#"{"server": {"udp": "0.0.0.0:1"}, "media": {"keyframe_interval_ms": 1}}"#,
+    )
+    .unwrap();
+    let out = std::process::Command::new(common::bin())
+        .args(["check-config", &cfg_s])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("server.advertise") && text.contains("media.keyframe_interval_ms"),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -249,13 +249,16 @@ pub struct SubscriberStats {
     pub switches: u64,
 }
 
+/// Bit rate per layer of one teacher track: (rid, bit/s).
+pub type LayerRates = Vec<(Option<Rid>, u64)>;
+
 /// A snapshot of one lesson.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LessonStats {
     pub lesson: String,
     pub publisher: Option<PeerId>,
     /// Per teacher track: mid and per layer (rid, bit/s).
-    pub tracks: Vec<(Mid, Vec<(Option<Rid>, u64)>)>,
+    pub tracks: Vec<(Mid, LayerRates)>,
     pub subscribers: Vec<SubscriberStats>,
 }
 

@@ -197,7 +197,7 @@ mod tests {
 
         // Switch to another layer with unrelated numbering, 40 ms later.
         let t1 = t0 + Duration::from_millis(73);
-        let c = r.switch_to(t1, &pkt(60_000, 7, 32_760, 250)).clone();
+        let c = r.switch_to(t1, &pkt(60_000, 7, 32_760, 250));
         assert_eq!(c.seq, 3);
         assert_eq!(
             c.ts,

@@ -71,6 +71,8 @@ struct Peer {
     pt_map: HashMap<u8, Option<(Codec, PayloadParams)>>,
     /// Subscriber: (publisher, publisher's pt) -> our pt.
     out_pt: HashMap<(PeerId, u8), Option<Pt>>,
+    /// Packets were written: str0m sends them only once time moves forward.
+    written: bool,
 }
 
 /// The sans-IO edge.
@@ -299,6 +301,7 @@ impl Edge {
                 ssrc_map: HashMap::new(),
                 pt_map: HashMap::new(),
                 out_pt: HashMap::new(),
+                written: false,
             },
         );
         self.dirty.push(id);
@@ -359,6 +362,12 @@ impl Edge {
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
+        if std::mem::take(&mut p.written) {
+            if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
+                warn!(peer = %id, "timeout refused: {e}");
+                p.rtc.disconnect();
+            }
+        }
         loop {
             let out = match p.rtc.poll_output() {
                 Ok(o) => o,
@@ -493,6 +502,7 @@ impl Edge {
             }
         }
         tx.write_rtp(w);
+        p.written = true;
         if self.dirty.last() != Some(&f.to) {
             self.dirty.push(f.to);
         }

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what the browser test needs, then every Rust test
+# (unit, integration with the real binary, headless Chromium end to end).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-deps.sh
+cargo test --workspace --locked

@@ -239,15 +239,48 @@ async fn prune(s: &AppState) {
     }
 }
 
-async fn whip(State(s): State<Shared>, Path(lesson): Path<String>, req: Request) -> Response {
-    let claims = match authorize(
+fn check_token(
+    s: &AppState,
+    headers: &HeaderMap,
+    lesson: &str,
+    role: TokenRole,
+) -> Result<crate::token::Claims, ApiError> {
+    authorize(
         &s.cfg.token_secret,
-        header_str(req.headers(), header::AUTHORIZATION),
-        &lesson,
-        TokenRole::Teacher,
+        header_str(headers, header::AUTHORIZATION),
+        lesson,
+        role,
         s.cfg.allowed_lessons.as_deref(),
         now_unix(),
-    ) {
+    )
+}
+
+/// Record a new WHIP/WHEP session under a fresh resource id and answer 201.
+fn register(
+    s: &AppState,
+    kind: &str,
+    lesson: &str,
+    result: Result<relay_webrtc::Session, relay_webrtc::EdgeError>,
+) -> Response {
+    match result {
+        Ok(session) => {
+            let id = new_resource_id();
+            s.resources.lock().expect("resources lock").insert(
+                id.clone(),
+                Resource {
+                    peer: session.peer,
+                    lesson: lesson.to_string(),
+                },
+            );
+            info!(lesson, peer = %session.peer, kind, "session created");
+            created(kind, lesson, &id, session.answer)
+        }
+        Err(e) => edge_error(e).into_response(),
+    }
+}
+
+async fn whip(State(s): State<Shared>, Path(lesson): Path<String>, req: Request) -> Response {
+    let claims = match check_token(&s, req.headers(), &lesson, TokenRole::Teacher) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -256,21 +289,8 @@ async fn whip(State(s): State<Shared>, Path(lesson): Path<String>, req: Request)
         Err(e) => return e.into_response(),
     };
     prune(&s).await;
-    match s.edge.publish(&lesson, &claims.sid, offer).await {
-        Ok(session) => {
-            let id = new_resource_id();
-            s.resources.lock().expect("resources lock").insert(
-                id.clone(),
-                Resource {
-                    peer: session.peer,
-                    lesson: lesson.clone(),
-                },
-            );
-            info!(lesson, peer = %session.peer, "WHIP session created");
-            created("whip", &lesson, &id, session.answer)
-        }
-        Err(e) => edge_error(e).into_response(),
-    }
+    let result = s.edge.publish(&lesson, &claims.sid, offer).await;
+    register(&s, "whip", &lesson, result)
 }
 
 #[derive(Deserialize)]
@@ -284,14 +304,7 @@ async fn whep(
     Query(q): Query<WhepQuery>,
     req: Request,
 ) -> Response {
-    let claims = match authorize(
-        &s.cfg.token_secret,
-        header_str(req.headers(), header::AUTHORIZATION),
-        &lesson,
-        TokenRole::Classroom,
-        s.cfg.allowed_lessons.as_deref(),
-        now_unix(),
-    ) {
+    let claims = match check_token(&s, req.headers(), &lesson, TokenRole::Classroom) {
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
@@ -305,20 +318,8 @@ async fn whep(
     };
     prune(&s).await;
     let school = claims.school.clone().unwrap_or_else(|| "unknown".into());
-    match s.edge.subscribe(&lesson, &school, layer, offer).await {
-        Ok(session) => {
-            let id = new_resource_id();
-            s.resources.lock().expect("resources lock").insert(
-                id.clone(),
-                Resource {
-                    peer: session.peer,
-                    lesson: lesson.clone(),
-                },
-            );
-            created("whep", &lesson, &id, session.answer)
-        }
-        Err(e) => edge_error(e).into_response(),
-    }
+    let result = s.edge.subscribe(&lesson, &school, layer, offer).await;
+    register(&s, "whep", &lesson, result)
 }
 
 async fn delete_resource(

@@ -212,6 +212,8 @@ impl Edge {
             }
         }
         self.dirty.push(id);
+        // In RTP mode str0m keeps just one received packet until the next poll_output,
+        // so each datagram must be drained before the next one is fed in.
         self.settle(now);
     }
 

@@ -21,6 +21,8 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
     '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
     '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+    // Camera and microphone need a secure context; plain http is one only on localhost.
+    `--unsafely-treat-insecure-origin-as-secure=${new URL(base).origin}`,
   ],
 });
 const fail = async (msg) => { console.error('e2e FAIL: ' + msg); await browser.close(); process.exit(1); };

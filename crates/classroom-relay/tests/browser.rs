@@ -5,47 +5,14 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Command;
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ensure_deps() {
-    let have = std::path::Path::new("/usr/bin/chromium").exists()
-        && root()
-            .join("tests/browser/node_modules/playwright-core")
-            .exists();
-    if !have {
-        let st = Command::new(root().join("scripts/install-deps.sh"))
-            .status()
-            .expect("run scripts/install-deps.sh");
-        assert!(st.success(), "scripts/install-deps.sh failed");
-    }
-}
-
 #[test]
 fn chromium_teacher_and_three_classrooms() {
-    ensure_deps();
+    common::ensure_browser_deps();
     let relay = common::start(&[]);
     let teacher = common::token("demo", "teacher", None, &[]);
-    let mut args = vec![
-        root().join("tests/browser/e2e.mjs").display().to_string(),
-        relay.base.clone(),
-        "demo".into(),
-        teacher,
-    ];
-    for school in ["school-1", "school-2", "school-3"] {
-        args.push(common::token("demo", "classroom", Some(school), &[]));
-    }
-    let out = Command::new("node").args(&args).output().expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}\n{stderr}");
-    assert!(
-        out.status.success(),
-        "browser e2e failed:\n{stdout}\n{stderr}"
-    );
-    assert!(stdout.contains("e2e PASS"));
+    let classes: Vec<String> = ["school-1", "school-2", "school-3"]
+        .iter()
+        .map(|s| common::token("demo", "classroom", Some(s), &[]))
+        .collect();
+    common::run_e2e(&[], &relay.base, "demo", &teacher, &classes);
 }

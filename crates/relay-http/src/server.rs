@@ -65,6 +65,8 @@ pub fn router(cfg: HttpConfig, edge: Handle) -> Router {
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics_handler))
         .route("/api/lessons", get(lessons_json))
+        // Browsers ask for it on every page; an empty answer keeps consoles clean.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .route("/teach/{lesson}", get(|| async { Html(pages::TEACH) }))
         .route("/class/{lesson}", get(|| async { Html(pages::CLASS) }))
         .route("/assets/{file}", get(asset))

@@ -22,11 +22,19 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_classroom-relay")
 }
 
-/// Start `classroom-relay serve` with extra args; waits for its "listening" line.
+/// Start `classroom-relay serve` on loopback with extra args; waits for its
+/// "listening" line.
 pub fn start(extra: &[&str]) -> RelayProc {
+    let mut args = vec!["--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    start_serve(&args)
+}
+
+/// Start `classroom-relay serve ARGS`; `base` uses the printed HTTP address.
+pub fn start_serve(args: &[&str]) -> RelayProc {
     let mut child = Command::new(bin())
-        .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
-        .args(extra)
+        .arg("serve")
+        .args(args)
         .env("RUST_LOG", "info,str0m=warn,dimpl=warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -71,4 +79,49 @@ pub fn token(lesson: &str, role: &str, school: Option<&str>, extra: &[&str]) -> 
         .last()
         .unwrap()
         .to_string()
+}
+
+pub fn root() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Chromium and playwright-core for the browser tests: installed by
+/// scripts/install-deps.sh when missing.
+pub fn ensure_browser_deps() {
+    let have = std::path::Path::new("/usr/bin/chromium").exists()
+        && root()
+            .join("tests/browser/node_modules/playwright-core")
+            .exists();
+    if !have {
+        let st = Command::new(root().join("scripts/install-deps.sh"))
+            .status()
+            .expect("run scripts/install-deps.sh");
+        assert!(st.success(), "scripts/install-deps.sh failed");
+    }
+}
+
+/// Run tests/browser/e2e.mjs (optionally through a command prefix such as
+/// `ip netns exec NS`) and assert it passes.
+pub fn run_e2e(prefix: &[&str], base: &str, lesson: &str, teacher: &str, classes: &[String]) {
+    let script = root().join("tests/browser/e2e.mjs").display().to_string();
+    let mut argv: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
+    argv.extend([
+        "node".into(),
+        script,
+        base.into(),
+        lesson.into(),
+        teacher.into(),
+    ]);
+    argv.extend(classes.iter().cloned());
+    let out = Command::new(&argv[0])
+        .args(&argv[1..])
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}\n{stderr}");
+    assert!(
+        out.status.success() && stdout.contains("e2e PASS"),
+        "browser e2e failed:\n{stdout}\n{stderr}"
+    );
 }

@@ -46,7 +46,13 @@ impl std::str::FromStr for LayerPref {
 pub struct RateMeter {
     window_start: Option<Instant>,
     window_bytes: u64,
+    window_packets: u64,
     bps: Option<u64>,
+    /// Packets per second over the last window.
+    pps: u64,
+    /// Slow-decaying peak of the windowed rate: rises at once, falls by a quarter
+    /// of the gap per window, so a keyframe burst is remembered for a few seconds.
+    peak_bps: u64,
     last_at: Option<Instant>,
     /// Bytes seen in total.
     pub total_bytes: u64,
@@ -55,6 +61,11 @@ pub struct RateMeter {
 }
 
 const WINDOW: Duration = Duration::from_millis(500);
+
+/// Bytes each RTP packet adds on the wire: IPv4 20 + UDP 8 + RTP 12 + SRTP tag 10
+/// + header extensions about 10. At 50 Opus packets/s this alone is 24 kbit/s, which
+/// matters on a 1 Mbit/s school link.
+pub const PACKET_OVERHEAD_BYTES: u64 = 60;
 
 /// See [`ranked_active`].
 pub const SIBLING_GAP: Duration = Duration::from_millis(300);
@@ -68,11 +79,30 @@ impl RateMeter {
         let start = *self.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
         if elapsed >= WINDOW {
-            self.bps = Some(self.window_bytes * 8 * 1_000_000 / elapsed.as_micros().max(1) as u64);
+            let us = elapsed.as_micros().max(1) as u64;
+            let bps = self.window_bytes * 8 * 1_000_000 / us;
+            self.bps = Some(bps);
+            self.pps = self.window_packets * 1_000_000 / us;
+            self.peak_bps = if bps >= self.peak_bps {
+                bps
+            } else {
+                self.peak_bps - (self.peak_bps - bps) / 4
+            };
             self.window_start = Some(now);
             self.window_bytes = 0;
+            self.window_packets = 0;
         }
         self.window_bytes += bytes as u64;
+        self.window_packets += 1;
+    }
+
+    /// What this stream costs on the wire: its slow-decaying peak payload rate plus
+    /// per-packet IP/UDP/SRTP overhead; 0 once idle.
+    pub fn wire_bps(&self, now: Instant, idle: Duration) -> u64 {
+        if !self.is_active(now, idle) || self.bps.is_none() {
+            return 0;
+        }
+        self.peak_bps + self.pps * 8 * PACKET_OVERHEAD_BYTES
     }
 
     /// Last measured rate in bit/s; 0 once nothing arrived for `idle`.

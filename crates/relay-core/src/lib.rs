@@ -28,6 +28,7 @@
 // Tests take one real Instant as the origin of their virtual clock; the library never does.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+mod adapt;
 mod codec;
 mod ids;
 mod keyframe;
@@ -35,10 +36,11 @@ mod layers;
 mod relay;
 mod rewrite;
 
+pub use adapt::{allocate, AdaptConfig, Ladder, TrackRole};
 pub use codec::{inspect, Codec, PayloadInfo, Vp8Info};
 pub use ids::{Mid, PeerId, Rid, Tag};
 pub use keyframe::KeyframeThrottle;
-pub use layers::{LayerPref, RateMeter};
+pub use layers::{LayerPref, RateMeter, PACKET_OVERHEAD_BYTES};
 pub use relay::{
     Forward, Input, Kind, LessonStats, Output, PublishedTrack, Relay, RelayConfig, RtpIn, SlotSpec,
     SubscriberStats, Totals,

@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::adapt::{self, AdaptConfig, Ladder, TrackRole};
 use crate::codec::{self, Codec};
 use crate::ids::{Mid, PeerId, Rid};
 use crate::layers::{ranked_active, Layer, LayerPref, RateMeter};
@@ -23,6 +24,8 @@ pub struct RelayConfig {
     pub layer_idle: Duration,
     /// Housekeeping period (layer choice, deferred keyframe requests).
     pub tick: Duration,
+    /// Link adaptation, for classrooms whose edge reports estimates.
+    pub adapt: AdaptConfig,
 }
 
 impl Default for RelayConfig {
@@ -33,6 +36,7 @@ impl Default for RelayConfig {
             default_layer: LayerPref::High,
             layer_idle: Duration::from_millis(1500),
             tick: Duration::from_millis(100),
+            adapt: AdaptConfig::default(),
         }
     }
 }
@@ -109,7 +113,16 @@ pub enum Input {
         peer: PeerId,
         mid: Mid,
     },
-    /// Change which layer a classroom gets.
+    /// The edge's send-side bandwidth estimate towards a classroom (TWCC).
+    LinkEstimate { now: Instant, peer: PeerId, bps: u64 },
+    /// Loss and round-trip time towards a classroom, from its receiver reports.
+    LinkQuality {
+        now: Instant,
+        peer: PeerId,
+        loss: Option<f32>,
+        rtt: Option<Duration>,
+    },
+    /// Change which layer a classroom gets (with adaptation: the highest it may get).
     SetLayer {
         now: Instant,
         peer: PeerId,
@@ -148,6 +161,14 @@ pub enum Output {
     },
     /// Close this session (a teacher replaced by a reconnect).
     Close(PeerId),
+    /// Steer the bandwidth estimator towards a classroom: keep at least `min_bps`
+    /// flowing (padding fills gaps, capped by the estimate) and probe towards
+    /// `desired_bps`. Rates are on the wire.
+    BweTarget {
+        peer: PeerId,
+        min_bps: u64,
+        desired_bps: u64,
+    },
     /// Call `handle_input(Input::Timeout)` at this time.
     Timeout(Instant),
 }
@@ -198,13 +219,15 @@ struct Slot {
     /// The source whose keyframe the slot waits for, and when it last asked.
     waiting: Option<(Source, Instant)>,
     switches: u64,
+    /// Video held back because the link cannot carry even the lowest layer.
+    paused: bool,
 }
 
 impl Slot {
     fn wants_switch(&self) -> bool {
         match (self.bound, self.current) {
             (Some((peer, mid)), Some(c)) => c.peer != peer || c.mid != mid || c.rid != self.target,
-            (Some(_), None) => true,
+            (Some(_), None) => !self.paused,
             (None, _) => false,
         }
     }
@@ -217,6 +240,23 @@ struct Subscriber {
     layer: LayerPref,
     slots: Vec<Slot>,
     sent: RateMeter,
+    link: LinkState,
+}
+
+/// What the relay knows of the link towards one classroom.
+#[derive(Debug, Default)]
+struct LinkState {
+    estimate: Option<u64>,
+    loss: Option<f32>,
+    rtt: Option<Duration>,
+    /// Budget for media last computed (wire bit/s, audio included).
+    budget: u64,
+    /// Since when a better allocation than the current one fits.
+    up_since: Option<Instant>,
+    last_down: Option<Instant>,
+    /// Last (min, desired) sent to the estimator.
+    bwe_target: Option<(u64, u64)>,
+    pauses: u64,
 }
 
 #[derive(Debug, Default)]
@@ -234,6 +274,8 @@ pub struct Totals {
     pub bytes_forwarded: u64,
     pub keyframe_requests_sent: u64,
     pub layer_switches: u64,
+    /// Times a classroom's video track was paused for a thin link.
+    pub video_pauses: u64,
 }
 
 /// A snapshot of one classroom, for metrics and the operator page.
@@ -247,6 +289,16 @@ pub struct SubscriberStats {
     /// Per slot: mid, and the rid forwarded now (`Some(None)` = a stream without rids).
     pub layers: Vec<(Mid, Option<Option<Rid>>)>,
     pub switches: u64,
+    /// Send-side estimate towards this classroom, when the edge measures one.
+    pub estimate_bps: Option<u64>,
+    /// Media budget last allocated (wire bit/s, audio included); 0 without estimate.
+    pub budget_bps: u64,
+    pub loss: Option<f32>,
+    pub rtt: Option<Duration>,
+    /// Video tracks held back now because the link is too thin.
+    pub paused_tracks: usize,
+    /// Times a video track was paused.
+    pub pauses: u64,
 }
 
 /// Bit rate per layer of one teacher track: (rid, bit/s).
@@ -308,6 +360,27 @@ impl Relay {
             Input::Packet { now, peer, rtp } => self.packet(now, peer, rtp),
             Input::KeyframeRequest { now, peer, mid } => self.subscriber_pli(now, peer, mid),
             Input::SetLayer { now, peer, layer } => self.set_layer(now, peer, layer),
+            Input::LinkEstimate { now, peer, bps } => {
+                if let Some(s) = self.subscriber_mut(peer) {
+                    let first = s.link.estimate.replace(bps).is_none();
+                    // The first estimate decides the starting layers before any
+                    // video is forwarded by preference alone.
+                    if first {
+                        self.choose_layers(now);
+                    }
+                }
+            }
+            Input::LinkQuality {
+                now: _,
+                peer,
+                loss,
+                rtt,
+            } => {
+                if let Some(s) = self.subscriber_mut(peer) {
+                    s.link.loss = loss.or(s.link.loss);
+                    s.link.rtt = rtt.or(s.link.rtt);
+                }
+            }
             Input::Timeout(now) => self.timeout(now),
         }
     }
@@ -368,6 +441,12 @@ impl Relay {
                             .map(|sl| (sl.spec.mid, sl.current.map(|c| c.rid)))
                             .collect(),
                         switches: s.slots.iter().map(|sl| sl.switches).sum(),
+                        estimate_bps: s.link.estimate,
+                        budget_bps: s.link.budget,
+                        loss: s.link.loss,
+                        rtt: s.link.rtt,
+                        paused_tracks: s.slots.iter().filter(|sl| sl.paused).count(),
+                        pauses: s.link.pauses,
                     })
                     .collect(),
             })
@@ -434,6 +513,7 @@ impl Relay {
                 rewriter: None,
                 waiting: None,
                 switches: 0,
+                paused: false,
             })
             .collect();
         if let Some(p) = &l.publisher {
@@ -445,6 +525,7 @@ impl Relay {
             layer: layer.unwrap_or(self.cfg.default_layer),
             slots,
             sent: RateMeter::default(),
+            link: LinkState::default(),
         });
         self.choose_layers(now);
     }
@@ -511,7 +592,7 @@ impl Relay {
         let is_video = rtp.codec.is_video();
         for s in &mut l.subscribers {
             for slot in &mut s.slots {
-                if slot.bound != Some((peer, rtp.mid)) {
+                if slot.bound != Some((peer, rtp.mid)) || (is_video && slot.paused) {
                     continue;
                 }
                 let rw = slot
@@ -626,33 +707,53 @@ impl Relay {
         }
     }
 
-    /// Pick every video slot's target layer from what arrives now, and ask for the
-    /// keyframes that switches and joins need.
+    fn subscriber_mut(&mut self, peer: PeerId) -> Option<&mut Subscriber> {
+        let name = self.peer_lesson.get(&peer)?;
+        self.lessons
+            .get_mut(name)?
+            .subscribers
+            .iter_mut()
+            .find(|s| s.peer == peer)
+    }
+
+    /// Pick every video slot's target layer from what arrives now and what each
+    /// classroom's link carries, and ask for the keyframes that switches and joins
+    /// need.
     fn choose_layers(&mut self, now: Instant) {
         let cfg = &self.cfg;
         for l in self.lessons.values_mut() {
+            let plan = l
+                .publisher
+                .as_ref()
+                .map(|p| LessonPlan::new(p, now, cfg))
+                .unwrap_or_default();
+            // One budget per school link: its classrooms share one bottleneck.
+            let mut schools: HashMap<&str, (u64, u64)> = HashMap::new();
+            for s in &l.subscribers {
+                if let Some(e) = s.link.estimate {
+                    let v = schools.entry(s.school.as_str()).or_default();
+                    v.0 += e;
+                    v.1 += 1;
+                }
+            }
+            let share: HashMap<String, u64> = schools
+                .into_iter()
+                .map(|(k, (sum, n))| (k.to_string(), sum / n.max(1)))
+                .collect();
             let mut requests: Vec<Source> = Vec::new();
             for s in &mut l.subscribers {
+                let fair = share.get(&s.school).copied();
+                adapt_subscriber(s, &plan, fair, now, cfg, &mut self.out, &mut self.totals);
                 for slot in &mut s.slots {
                     let Some((ppeer, pmid)) = slot.bound else {
                         continue;
                     };
-                    let Some(track) = l
-                        .publisher
-                        .as_ref()
-                        .and_then(|p| p.tracks.iter().find(|t| t.mid == pmid))
-                    else {
+                    let Some(track) = plan.tracks.iter().find(|t| t.mid == pmid) else {
                         continue;
                     };
-                    if track.kind == Kind::Video {
-                        let ranked = ranked_active(&track.layers, now, cfg.layer_idle);
-                        if let Some(i) = s.layer.index(ranked.len()) {
-                            slot.target = track.layers[ranked[i]].rid;
-                        }
-                        // With nothing arriving, keep the old target: it may resume.
-                        if ranked.is_empty() {
-                            continue;
-                        }
+                    // With nothing arriving, keep the old target: it may resume.
+                    if track.kind == Kind::Video && track.rids.is_empty() {
+                        continue;
                     }
                     if !slot.wants_switch() || track.kind == Kind::Audio {
                         slot.waiting = None;
@@ -680,6 +781,204 @@ impl Relay {
                 request_keyframe(&mut self.out, &mut self.totals, cfg, l, src, now);
             }
         }
+    }
+}
+
+/// One teacher track as layer choice sees it at one moment.
+#[derive(Debug)]
+struct TrackPlan {
+    mid: Mid,
+    kind: Kind,
+    role: TrackRole,
+    /// Arriving layers, lowest first, and their wire rates.
+    rids: Vec<Option<Rid>>,
+    rates: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+struct LessonPlan {
+    tracks: Vec<TrackPlan>,
+    audio_bps: u64,
+}
+
+/// Rates assumed for layers not measured yet (the teacher just started): the usual
+/// 150/500/1500 kbit/s ladder, so nothing is mistaken for free.
+const ASSUMED_BPS: [u64; 3] = [200_000, 600_000, 1_700_000];
+/// Opus voice plus overhead, until measured.
+const ASSUMED_AUDIO_BPS: u64 = 60_000;
+
+impl LessonPlan {
+    fn new(p: &Publisher, now: Instant, cfg: &RelayConfig) -> LessonPlan {
+        let idle = cfg.layer_idle;
+        let mut video_n = 0;
+        let mut audio_bps = 0;
+        let mut tracks = Vec::new();
+        for t in &p.tracks {
+            let ranked = ranked_active(&t.layers, now, idle);
+            let mut rates: Vec<u64> = ranked
+                .iter()
+                .map(|&i| t.layers[i].meter.wire_bps(now, idle))
+                .collect();
+            if rates.contains(&0) {
+                let n = rates.len();
+                rates = if t.kind == Kind::Audio {
+                    vec![ASSUMED_AUDIO_BPS; n]
+                } else {
+                    (0..n).map(|i| ASSUMED_BPS[(3 - n.min(3)) + i.min(2)]).collect()
+                };
+            }
+            let role = TrackRole::of_video_index(video_n);
+            if t.kind == Kind::Video {
+                video_n += 1;
+            } else {
+                audio_bps += rates.iter().sum::<u64>();
+            }
+            tracks.push(TrackPlan {
+                mid: t.mid,
+                kind: t.kind,
+                role,
+                rids: ranked.iter().map(|&i| t.layers[i].rid).collect(),
+                rates,
+            });
+        }
+        LessonPlan {
+            tracks,
+            audio_bps: if audio_bps == 0 {
+                ASSUMED_AUDIO_BPS
+            } else {
+                audio_bps
+            },
+        }
+    }
+}
+
+/// Set one classroom's video targets: by its preference when its link is not
+/// measured, otherwise by what fits its share of the school's budget, switching down
+/// at once and up only after [`AdaptConfig::up_hold`] of sustained headroom.
+fn adapt_subscriber(
+    s: &mut Subscriber,
+    plan: &LessonPlan,
+    school_share: Option<u64>,
+    now: Instant,
+    cfg: &RelayConfig,
+    out: &mut VecDeque<Output>,
+    totals: &mut Totals,
+) {
+    let ac = &cfg.adapt;
+    // Video slots bound to an arriving track, with that track's plan.
+    let mut video: Vec<(usize, &TrackPlan)> = Vec::new();
+    for (i, slot) in s.slots.iter().enumerate() {
+        let Some((_, mid)) = slot.bound else { continue };
+        if let Some(t) = plan.tracks.iter().find(|t| t.mid == mid) {
+            if t.kind == Kind::Video && !t.rids.is_empty() {
+                video.push((i, t));
+            }
+        }
+    }
+    let Some(estimate) = s.link.estimate else {
+        for (i, t) in &video {
+            let slot = &mut s.slots[*i];
+            slot.paused = false;
+            if let Some(k) = s.layer.index(t.rids.len()) {
+                slot.target = t.rids[k];
+            }
+        }
+        return;
+    };
+    let ladders: Vec<Ladder> = video
+        .iter()
+        .map(|(_, t)| Ladder {
+            role: t.role,
+            rates: t.rates.clone(),
+            cap: s.layer.index(t.rates.len()).unwrap_or(0),
+        })
+        .collect();
+    let mut budget = estimate.min(school_share.unwrap_or(estimate)) as f64 * ac.headroom;
+    if let Some(loss) = s.link.loss.filter(|l| *l > ac.loss_cut) {
+        budget *= 1.0 - f64::from(loss.min(0.5));
+    }
+    let budget = budget as u64;
+    s.link.budget = budget;
+    let video_budget = budget.saturating_sub(plan.audio_bps);
+    let want = adapt::allocate(video_budget, &ladders, &ac.priority);
+    // What is forwarded now, in ladder terms; a layer that stopped arriving makes
+    // the current allocation invalid and is replaced at once.
+    let current: Option<Vec<Option<usize>>> = video
+        .iter()
+        .map(|(i, t)| {
+            let slot = &s.slots[*i];
+            if slot.paused {
+                Some(None)
+            } else if slot.current.is_none() && slot.waiting.is_none() {
+                None
+            } else {
+                t.rids.iter().position(|r| *r == slot.target).map(Some)
+            }
+        })
+        .collect();
+    let apply = match &current {
+        None => true,
+        Some(cur) => {
+            let (have, need) = (adapt::cost(&ladders, cur), adapt::cost(&ladders, &want));
+            if need < have || (need == have && *cur != want) {
+                s.link.up_since = None;
+                s.link.last_down = Some(now);
+                true
+            } else if need > have {
+                let since = *s.link.up_since.get_or_insert(now);
+                let settled = s
+                    .link
+                    .last_down
+                    .is_none_or(|t| now.saturating_duration_since(t) >= ac.down_dwell);
+                now.saturating_duration_since(since) >= ac.up_hold && settled
+            } else {
+                s.link.up_since = None;
+                false
+            }
+        }
+    };
+    let applied = if apply {
+        s.link.up_since = None;
+        for ((i, t), choice) in video.iter().zip(&want) {
+            let slot = &mut s.slots[*i];
+            match choice {
+                Some(k) => {
+                    slot.paused = false;
+                    slot.target = t.rids[*k];
+                }
+                None => {
+                    if !slot.paused {
+                        s.link.pauses += 1;
+                        totals.video_pauses += 1;
+                    }
+                    slot.paused = true;
+                    slot.current = None;
+                    slot.waiting = None;
+                }
+            }
+        }
+        want
+    } else {
+        current.unwrap_or(want)
+    };
+    // Keep the estimator probing towards the next step up, and padding the link to
+    // it while the estimate allows, so a better layer is proven before it is used.
+    let wire = |a: &[Option<usize>]| {
+        ((adapt::cost(&ladders, a) + plan.audio_bps) as f64 / ac.headroom) as u64
+    };
+    let next = adapt::next_step(&ladders, &applied, &ac.priority).unwrap_or(applied.clone());
+    let best = adapt::allocate(u64::MAX, &ladders, &ac.priority);
+    let target = (wire(&next), wire(&best));
+    let changed = s.link.bwe_target.is_none_or(|(m, d)| {
+        m.abs_diff(target.0) * 20 > m.max(1) || d.abs_diff(target.1) * 20 > d.max(1)
+    });
+    if changed {
+        s.link.bwe_target = Some(target);
+        out.push_back(Output::BweTarget {
+            peer: s.peer,
+            min_bps: target.0,
+            desired_bps: target.1,
+        });
     }
 }
 

@@ -90,6 +90,8 @@ impl Teacher {
                 for k in 0..n {
                     // The last byte tags the layer, so tests can tell what they got.
                     let mut payload = vp8_payload(self.pid[i], 0, k == 0, key);
+                    // About 150, 500 and 1500 kbit/s on the wire.
+                    payload.resize([700, 1200, 2400][i], 0);
                     payload.push(i as u8);
                     v.push(RtpIn {
                         mid: Mid::new("1"),
@@ -128,6 +130,7 @@ struct World {
     got: HashMap<(PeerId, Mid), Received>,
     kf_requests: Vec<(Instant, Option<Rid>)>,
     closed: Vec<PeerId>,
+    bwe: HashMap<PeerId, (u64, u64)>,
 }
 
 impl World {
@@ -141,6 +144,7 @@ impl World {
             got: HashMap::new(),
             kf_requests: vec![],
             closed: vec![],
+            bwe: HashMap::new(),
         };
         w.input(Input::PublisherJoined {
             now: t0,
@@ -182,6 +186,13 @@ impl World {
                     self.teacher.keyframe_requested(rid, self.now);
                 }
                 Output::Close(p) => self.closed.push(p),
+                Output::BweTarget {
+                    peer,
+                    min_bps,
+                    desired_bps,
+                } => {
+                    self.bwe.insert(peer, (min_bps, desired_bps));
+                }
             }
         }
     }
@@ -480,4 +491,126 @@ fn same_inputs_same_outputs() {
         (v, w.relay.totals())
     };
     assert_eq!(run(), run());
+}
+
+impl World {
+    fn estimate(&mut self, peer: u64, bps: u64) {
+        self.input(Input::LinkEstimate {
+            now: self.now,
+            peer: PeerId(peer),
+            bps,
+        });
+    }
+
+    /// Layers (index into RIDS) of the video forwarded to `peer` since packet `from`.
+    fn layers_since(&self, peer: u64, from: usize) -> Vec<u8> {
+        let mut v: Vec<u8> = self.video(peer)[from..].iter().map(layer_of).collect();
+        v.dedup();
+        v
+    }
+}
+
+#[test]
+fn estimate_drop_switches_down_at_once_and_rise_up_after_hold() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    w.estimate(10, 3_000_000);
+    w.run(Duration::from_secs(3));
+    assert_eq!(w.layers_since(10, 0), vec![2], "a fat link gets the top layer");
+
+    // The link drops to 800 kbit/s: the middle layer (~500k + audio) fits.
+    let mark = w.video(10).len();
+    let drop_at = w.now;
+    w.estimate(10, 800_000);
+    w.run(Duration::from_secs(6));
+    assert_eq!(w.layers_since(10, mark), vec![2, 1]);
+    let v = w.video(10);
+    let switch = mark + v[mark..].iter().position(|f| layer_of(f) == 1).unwrap();
+    assert!(is_keyframe_start(&v[switch]), "switch down not on a keyframe");
+    assert_continuous(&v[mark..]);
+    let kf = w.kf_requests.iter().find(|(t, _)| *t >= drop_at).unwrap();
+    assert!(kf.0 - drop_at <= Duration::from_millis(100), "keyframe asked late");
+
+    // It rises again: nothing changes before the hold, then one switch up.
+    let mark = w.video(10).len();
+    let rise_at = w.now;
+    w.estimate(10, 3_000_000);
+    w.run(Duration::from_millis(1200));
+    assert_eq!(w.layers_since(10, mark), vec![1], "no switch up before the hold");
+    w.run(Duration::from_secs(3));
+    assert_eq!(w.layers_since(10, mark), vec![1, 2]);
+    let v = w.video(10);
+    let up = mark + v[mark..].iter().position(|f| layer_of(f) == 2).unwrap();
+    assert!(is_keyframe_start(&v[up]));
+    assert_continuous(&v[mark..]);
+    let stats = w.relay.stats(w.now);
+    let s = &stats[0].subscribers[0];
+    assert_eq!(s.switches, 2);
+    assert_eq!(s.estimate_bps, Some(3_000_000));
+    assert!(rise_at > drop_at);
+}
+
+#[test]
+fn thin_link_pauses_video_but_never_audio() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    w.estimate(10, 1_000_000);
+    w.run(Duration::from_secs(2));
+    let audio_before = w.audio(10).len();
+    let video_before = w.video(10).len();
+    assert!(video_before > 0);
+
+    // 150 kbit/s: voice (~50k with overhead) fits, the lowest video (~150k) does not.
+    w.estimate(10, 150_000);
+    w.run(Duration::from_millis(200));
+    let video_paused = w.video(10).len();
+    w.run(Duration::from_secs(5));
+    assert_eq!(w.video(10).len(), video_paused, "video kept flowing on a 150k link");
+    let audio = &w.audio(10)[audio_before..];
+    assert!(audio.len() >= 5200 / 20 - 2, "audio paused: {} packets", audio.len());
+    assert_continuous(w.audio(10));
+    let st = &w.relay.stats(w.now)[0].subscribers[0];
+    assert_eq!((st.paused_tracks, st.pauses), (1, 1));
+    // While paused, the estimator is asked to make room for the lowest layer.
+    let (min, _) = w.bwe[&PeerId(10)];
+    assert!(min > 150_000, "probe target {min}");
+
+    // The link comes back: video resumes on a keyframe within a few seconds.
+    w.estimate(10, 1_000_000);
+    w.run(Duration::from_secs(4));
+    let v = w.video(10);
+    assert!(v.len() > video_paused, "video did not resume");
+    assert!(is_keyframe_start(&v[video_paused]));
+    assert_continuous(&v[..video_paused]);
+    assert_continuous(&v[video_paused..]);
+    // Across the pause: the next sequence number, and the timestamp advanced by
+    // about the time video was away (so the receiver's jitter buffer is not fooled).
+    let (last, first) = (&v[video_paused - 1], &v[video_paused]);
+    assert_eq!(first.seq, last.seq + 1);
+    let away_ms = u64::from(first.ts.wrapping_sub(last.ts)) / 90;
+    assert!((5_000..9_000).contains(&away_ms), "timestamp advanced {away_ms} ms");
+}
+
+#[test]
+fn classrooms_of_one_school_share_its_budget() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    // School A: two classrooms whose estimates add up to 1.2 Mbit/s; school B: one
+    // classroom at the same 900 kbit/s as A's better one.
+    for (peer, school, bps) in [
+        (10, "school-a", 900_000),
+        (11, "school-a", 300_000),
+        (12, "school-b", 900_000),
+    ] {
+        w.join(peer, school, None);
+        w.estimate(peer, bps);
+    }
+    w.run(Duration::from_secs(3));
+    // A's share is 600k each: the better-linked classroom still only gets the
+    // lowest layer; B's classroom alone on its link gets the middle one.
+    assert_eq!(w.layers_since(10, 0), vec![0]);
+    assert_eq!(w.layers_since(11, 0), vec![0]);
+    assert_eq!(w.layers_since(12, 0), vec![1]);
 }

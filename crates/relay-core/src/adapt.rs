@@ -1,0 +1,222 @@
+//! Per-school link adaptation: which layers fit a link budget, in priority order.
+//!
+//! The teacher's voice is never part of the decision: audio is always forwarded and
+//! its measured cost is taken off the budget first. What remains goes to the video
+//! tracks in the configured priority order (slides before camera by default): first
+//! every track gets its lowest layer while it fits, then tracks are raised one at a
+//! time, the higher-priority track as far as it goes before the next one. A track
+//! whose lowest layer does not fit is paused (audio-only for that track).
+//!
+//! Everything here is pure arithmetic on measured rates, so the policy can be tested
+//! without packets. The hysteresis (down at once, up after sustained headroom) lives
+//! in the relay, which owns time.
+
+use std::time::Duration;
+
+/// What a video track shows, by the order the teacher offers them: the first video
+/// track is the camera, a second one the screen (slides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackRole {
+    Camera,
+    Screen,
+}
+
+impl TrackRole {
+    /// Role of the n-th video track of a teacher.
+    pub fn of_video_index(n: usize) -> TrackRole {
+        if n == 0 {
+            TrackRole::Camera
+        } else {
+            TrackRole::Screen
+        }
+    }
+}
+
+/// Tunables of link adaptation.
+#[derive(Debug, Clone)]
+pub struct AdaptConfig {
+    /// Video tracks in the order they get bandwidth. Roles not listed come last.
+    pub priority: Vec<TrackRole>,
+    /// Fraction of the estimate that media may use; the rest absorbs keyframe bursts
+    /// and estimate noise.
+    pub headroom: f64,
+    /// A better allocation must be possible this long before switching up.
+    pub up_hold: Duration,
+    /// No switch up this soon after a switch down.
+    pub down_dwell: Duration,
+    /// Above this loss fraction the budget shrinks by the loss.
+    pub loss_cut: f32,
+    /// Starting estimate for a school the relay has not seen before.
+    pub initial_bps: u64,
+}
+
+impl Default for AdaptConfig {
+    fn default() -> Self {
+        AdaptConfig {
+            priority: vec![TrackRole::Screen, TrackRole::Camera],
+            headroom: 0.85,
+            up_hold: Duration::from_millis(1500),
+            down_dwell: Duration::from_secs(4),
+            loss_cut: 0.05,
+            initial_bps: 500_000,
+        }
+    }
+}
+
+/// One video track's layers as the allocator sees them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ladder {
+    pub role: TrackRole,
+    /// Wire bit rate of each arriving layer, lowest first.
+    pub rates: Vec<u64>,
+    /// Highest layer index this classroom may get (its `?layer=` preference).
+    pub cap: usize,
+}
+
+/// Per ladder: the layer index chosen, or `None` for paused.
+pub type Allocation = Vec<Option<usize>>;
+
+/// Indices of `ladders` in priority order (stable for equal roles).
+fn order(ladders: &[Ladder], priority: &[TrackRole]) -> Vec<usize> {
+    let rank = |r: TrackRole| priority.iter().position(|p| *p == r).unwrap_or(usize::MAX);
+    let mut idx: Vec<usize> = (0..ladders.len()).collect();
+    idx.sort_by_key(|&i| rank(ladders[i].role));
+    idx
+}
+
+/// Wire cost of the video part of an allocation.
+pub fn cost(ladders: &[Ladder], a: &[Option<usize>]) -> u64 {
+    ladders
+        .iter()
+        .zip(a)
+        .map(|(l, c)| c.and_then(|i| l.rates.get(i)).copied().unwrap_or(0))
+        .sum()
+}
+
+/// The best allocation whose video fits in `budget` (already net of audio).
+pub fn allocate(budget: u64, ladders: &[Ladder], priority: &[TrackRole]) -> Allocation {
+    let mut a: Allocation = vec![None; ladders.len()];
+    let mut left = budget;
+    let ord = order(ladders, priority);
+    for &i in &ord {
+        if let Some(&r) = ladders[i].rates.first() {
+            if r <= left {
+                a[i] = Some(0);
+                left -= r;
+            }
+        }
+    }
+    for &i in &ord {
+        let l = &ladders[i];
+        let Some(mut cur) = a[i] else { continue };
+        let top = l.cap.min(l.rates.len().saturating_sub(1));
+        while cur < top {
+            let extra = l.rates[cur + 1].saturating_sub(l.rates[cur]);
+            if extra > left {
+                break;
+            }
+            left -= extra;
+            cur += 1;
+        }
+        a[i] = Some(cur);
+    }
+    a
+}
+
+/// The allocation one step better than `a`, in the order [`allocate`] fills: a
+/// paused track resumes first, then the highest-priority track that can go up
+/// does. `None` when everything is at its cap.
+pub fn next_step(ladders: &[Ladder], a: &[Option<usize>], priority: &[TrackRole]) -> Option<Allocation> {
+    let ord = order(ladders, priority);
+    for &i in &ord {
+        if a[i].is_none() && !ladders[i].rates.is_empty() {
+            let mut n = a.to_vec();
+            n[i] = Some(0);
+            return Some(n);
+        }
+    }
+    for &i in &ord {
+        let l = &ladders[i];
+        let top = l.cap.min(l.rates.len().saturating_sub(1));
+        if let Some(c) = a[i] {
+            if c < top {
+                let mut n = a.to_vec();
+                n[i] = Some(c + 1);
+                return Some(n);
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cam() -> Ladder {
+        Ladder {
+            role: TrackRole::Camera,
+            rates: vec![170_000, 540_000, 1_560_000],
+            cap: 2,
+        }
+    }
+
+    fn screen() -> Ladder {
+        Ladder {
+            role: TrackRole::Screen,
+            rates: vec![120_000, 700_000],
+            cap: 1,
+        }
+    }
+
+    #[test]
+    fn camera_only_takes_the_best_layer_that_fits() {
+        let p = AdaptConfig::default().priority;
+        let l = [cam()];
+        assert_eq!(allocate(100_000, &l, &p), vec![None], "below the lowest: paused");
+        assert_eq!(allocate(170_000, &l, &p), vec![Some(0)]);
+        assert_eq!(allocate(600_000, &l, &p), vec![Some(1)]);
+        assert_eq!(allocate(1_559_999, &l, &p), vec![Some(1)]);
+        assert_eq!(allocate(5_000_000, &l, &p), vec![Some(2)]);
+    }
+
+    #[test]
+    fn slides_come_before_the_camera() {
+        let p = AdaptConfig::default().priority;
+        let l = [cam(), screen()];
+        // Only one lowest layer fits: the screen's.
+        assert_eq!(allocate(150_000, &l, &p), vec![None, Some(0)]);
+        // Both lowest fit; the rest goes to the screen first.
+        assert_eq!(allocate(300_000, &l, &p), vec![Some(0), Some(0)]);
+        assert_eq!(allocate(900_000, &l, &p), vec![Some(0), Some(1)]);
+        assert_eq!(allocate(1_300_000, &l, &p), vec![Some(1), Some(1)]);
+        // With the camera first in the ladder the camera wins instead.
+        let camera_first = [TrackRole::Camera, TrackRole::Screen];
+        assert_eq!(allocate(900_000, &l, &camera_first), vec![Some(1), Some(0)]);
+    }
+
+    #[test]
+    fn cap_limits_the_top() {
+        let p = AdaptConfig::default().priority;
+        let mut c = cam();
+        c.cap = 1;
+        assert_eq!(allocate(10_000_000, &[c], &p), vec![Some(1)]);
+    }
+
+    #[test]
+    fn next_step_follows_the_fill_order() {
+        let p = AdaptConfig::default().priority;
+        let l = [cam(), screen()];
+        assert_eq!(next_step(&l, &[None, None], &p), Some(vec![None, Some(0)]));
+        assert_eq!(next_step(&l, &[None, Some(0)], &p), Some(vec![Some(0), Some(0)]));
+        assert_eq!(next_step(&l, &[Some(0), Some(0)], &p), Some(vec![Some(0), Some(1)]));
+        assert_eq!(next_step(&l, &[Some(0), Some(1)], &p), Some(vec![Some(1), Some(1)]));
+        assert_eq!(next_step(&l, &[Some(2), Some(1)], &p), None);
+        // Every step of next_step is what allocate gives at exactly that cost.
+        let mut a = vec![None, None];
+        while let Some(n) = next_step(&l, &a, &p) {
+            assert_eq!(allocate(cost(&l, &n), &l, &p), n);
+            a = n;
+        }
+    }
+}

@@ -35,6 +35,9 @@ impl TrackRole {
 /// Tunables of link adaptation.
 #[derive(Debug, Clone)]
 pub struct AdaptConfig {
+    /// Estimate each classroom's link and choose layers by it. Off: every classroom
+    /// gets its preferred layer (`?layer=`, else the default).
+    pub enabled: bool,
     /// Video tracks in the order they get bandwidth. Roles not listed come last.
     pub priority: Vec<TrackRole>,
     /// Fraction of the estimate that media may use; the rest absorbs keyframe bursts
@@ -53,6 +56,7 @@ pub struct AdaptConfig {
 impl Default for AdaptConfig {
     fn default() -> Self {
         AdaptConfig {
+            enabled: true,
             priority: vec![TrackRole::Screen, TrackRole::Camera],
             headroom: 0.85,
             up_hold: Duration::from_millis(1500),

@@ -241,6 +241,7 @@ struct Subscriber {
     slots: Vec<Slot>,
     sent: RateMeter,
     link: LinkState,
+    joined: Instant,
 }
 
 /// What the relay knows of the link towards one classroom.
@@ -264,6 +265,9 @@ struct Lesson {
     publisher: Option<Publisher>,
     subscribers: Vec<Subscriber>,
 }
+
+/// A classroom's estimate counts for its school's warm start after this long.
+pub const SUSTAINED: Duration = Duration::from_secs(10);
 
 /// Counters since start.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -455,6 +459,33 @@ impl Relay {
         v
     }
 
+    /// Classrooms of `school` watching now, over all lessons.
+    pub fn stats_school_classrooms(&self, school: &str) -> u64 {
+        self.lessons
+            .values()
+            .flat_map(|l| &l.subscribers)
+            .filter(|s| s.school == school)
+            .count() as u64
+    }
+
+    /// Per school, the sum of its classrooms' estimates, counting only classrooms
+    /// that have watched long enough ([`SUSTAINED`]) for the estimate to mean
+    /// something. Schools without such a classroom are left out.
+    pub fn school_estimates(&self, now: Instant) -> Vec<(String, u64)> {
+        let mut m: HashMap<&str, u64> = HashMap::new();
+        for s in self.lessons.values().flat_map(|l| &l.subscribers) {
+            if now.saturating_duration_since(s.joined) < SUSTAINED {
+                continue;
+            }
+            if let Some(e) = s.link.estimate {
+                *m.entry(s.school.as_str()).or_default() += e;
+            }
+        }
+        let mut v: Vec<(String, u64)> = m.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+        v.sort();
+        v
+    }
+
     fn publisher_joined(
         &mut self,
         now: Instant,
@@ -526,6 +557,7 @@ impl Relay {
             slots,
             sent: RateMeter::default(),
             link: LinkState::default(),
+            joined: now,
         });
         self.choose_layers(now);
     }

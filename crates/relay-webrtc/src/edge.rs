@@ -14,11 +14,15 @@ use str0m::format::{Codec as StrCodec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, Mid as StrMid, Pt, Rid as StrRid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc, Vp8Descriptor};
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
 use crate::error::EdgeError;
 use crate::peer::{negotiate, Codecs, Role};
+
+/// A warm start never begins below this (voice and the lowest video layer).
+const MIN_START_BPS: u64 = 250_000;
 
 /// A session that has not connected within this time is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -52,6 +56,8 @@ struct Subscription {
     school: String,
     layer: Option<LayerPref>,
     slots: Vec<relay_core::SlotSpec>,
+    /// The estimator's starting point, when adaptation is on.
+    initial_bps: Option<u64>,
 }
 
 struct Peer {
@@ -87,6 +93,11 @@ pub struct Edge {
     out: VecDeque<Datagram>,
     core_in: VecDeque<CoreInput>,
     dirty: Vec<PeerId>,
+    adapt: bool,
+    initial_bps: u64,
+    /// School -> its link's last sustained estimate (sum over its classrooms), the
+    /// warm start for its next lesson.
+    warm: HashMap<String, u64>,
 }
 
 impl Edge {
@@ -94,6 +105,9 @@ impl Edge {
     /// are also the source addresses of what it sends).
     pub fn new(now: Instant, cfg: RelayConfig, codecs: Codecs, locals: Vec<SocketAddr>) -> Edge {
         Edge {
+            adapt: cfg.adapt.enabled,
+            initial_bps: cfg.adapt.initial_bps,
+            warm: HashMap::new(),
             relay: Relay::new(cfg, now),
             codecs,
             locals,
@@ -122,7 +136,7 @@ impl Edge {
                 return Err(EdgeError::Conflict(lesson.to_string()));
             }
         }
-        let n = negotiate(now, Role::Publisher, offer, &self.locals, self.codecs)?;
+        let n = negotiate(now, Role::Publisher, offer, &self.locals, self.codecs, None)?;
         let peer = self.add_peer(now, Role::Publisher, lesson, n.rtc, None);
         self.lesson_publisher
             .insert(lesson.to_string(), (peer, token_session.to_string()));
@@ -149,12 +163,21 @@ impl Edge {
         layer: Option<LayerPref>,
         offer: &str,
     ) -> Result<Session, EdgeError> {
-        let n = negotiate(now, Role::Subscriber, offer, &self.locals, self.codecs)?;
+        let initial_bps = self.adapt.then(|| self.start_estimate(school));
+        let n = negotiate(
+            now,
+            Role::Subscriber,
+            offer,
+            &self.locals,
+            self.codecs,
+            initial_bps,
+        )?;
         let sub = Subscription {
             lesson: lesson.to_string(),
             school: school.to_string(),
             layer,
             slots: n.slots,
+            initial_bps,
         };
         let peer = self.add_peer(now, Role::Subscriber, lesson, n.rtc, Some(sub));
         info!(lesson, school, %peer, "classroom watching");
@@ -163,6 +186,42 @@ impl Edge {
             peer,
             answer: n.answer,
         })
+    }
+
+    /// Where a classroom's estimator starts: its school's remembered estimate split
+    /// over the classrooms it will have, or the conservative default for a school
+    /// never seen.
+    fn start_estimate(&self, school: &str) -> u64 {
+        let Some(total) = self.warm.get(school) else {
+            return self.initial_bps;
+        };
+        let others = self
+            .peers
+            .values()
+            .filter(|p| {
+                p.pending_join
+                    .as_ref()
+                    .is_some_and(|s| s.school == school)
+            })
+            .count() as u64
+            + self
+                .relay
+                .stats_school_classrooms(school);
+        (total / (others + 1)).max(MIN_START_BPS)
+    }
+
+    /// Remember `bps` as `school`'s link capacity (warm start for its next lesson).
+    pub fn set_warm_start(&mut self, school: &str, bps: u64) {
+        self.warm.insert(school.to_string(), bps);
+    }
+
+    /// The warm-start table: every school's last sustained link estimate, updated
+    /// from classrooms watching now.
+    pub fn warm_starts(&mut self, now: Instant) -> HashMap<String, u64> {
+        for (school, bps) in self.relay.school_estimates(now) {
+            self.warm.insert(school, bps);
+        }
+        self.warm.clone()
     }
 
     /// End a session. False if it does not exist (any more).
@@ -401,6 +460,13 @@ impl Edge {
                                 slots: s.slots,
                                 layer: s.layer,
                             });
+                            if let Some(bps) = s.initial_bps {
+                                self.core_in.push_back(CoreInput::LinkEstimate {
+                                    now,
+                                    peer: id,
+                                    bps,
+                                });
+                            }
                         }
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -412,6 +478,23 @@ impl Edge {
                             self.core_in
                                 .push_back(CoreInput::Packet { now, peer: id, rtp });
                         }
+                    }
+                    Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. })
+                        if p.role == Role::Subscriber =>
+                    {
+                        self.core_in.push_back(CoreInput::LinkEstimate {
+                            now,
+                            peer: id,
+                            bps: estimate.as_u64(),
+                        });
+                    }
+                    Event::PeerStats(st) if p.role == Role::Subscriber => {
+                        self.core_in.push_back(CoreInput::LinkQuality {
+                            now,
+                            peer: id,
+                            loss: st.egress_loss_fraction,
+                            rtt: st.rtt,
+                        });
                     }
                     Event::KeyframeRequest(r) if p.role == Role::Subscriber => {
                         self.core_in.push_back(CoreInput::KeyframeRequest {
@@ -449,6 +532,18 @@ impl Edge {
                             rx.request_keyframe(KeyframeRequestKind::Pli);
                             self.dirty.push(publisher);
                         }
+                    }
+                }
+                CoreOutput::BweTarget {
+                    peer,
+                    min_bps,
+                    desired_bps,
+                } => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.rtc
+                            .bwe()
+                            .set_bitrate(Bitrate::bps(min_bps), Bitrate::bps(desired_bps));
+                        self.dirty.push(peer);
                     }
                 }
                 CoreOutput::Close(peer) => {

@@ -4,9 +4,10 @@
 //! depacketizes frames (design.md; issue 5 measures why).
 
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use relay_core::{Kind, Mid, PublishedTrack, SlotSpec};
+use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::media::{Direction, MediaKind, Mid as StrMid};
 use str0m::{Candidate, Rtc};
@@ -43,16 +44,23 @@ pub fn negotiate(
     offer: &str,
     local: &[SocketAddr],
     codecs: Codecs,
+    bwe_initial: Option<u64>,
 ) -> Result<Negotiated, EdgeError> {
     let offer_text = offer;
     let offer = SdpOffer::from_sdp_string(offer).map_err(|e| EdgeError::BadSdp(e.to_string()))?;
-    let mut rtc = Rtc::builder()
+    let mut builder = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
         .enable_opus(true, false)
         .enable_vp8(true)
-        .enable_h264(codecs.h264)
-        .build(now);
+        .enable_h264(codecs.h264);
+    if let Some(bps) = bwe_initial {
+        // Send-side estimation (TWCC) towards a classroom, and loss/RTT once a second.
+        builder = builder
+            .enable_bwe(Some(Bitrate::bps(bps)))
+            .set_stats_interval(Some(Duration::from_secs(1)));
+    }
+    let mut rtc = builder.build(now);
     for addr in local {
         let c = Candidate::host(*addr, "udp")
             .map_err(|e| EdgeError::BadSdp(format!("local candidate {addr}: {e}")))?;

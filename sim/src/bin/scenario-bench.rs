@@ -1,0 +1,60 @@
+//! Runs every link-adaptation scenario through the real relay code on a virtual
+//! clock and prints one row per scenario (see benches/README.md).
+//!
+//! usage: scenario-bench [--seed N]
+
+use std::time::{Duration, Instant};
+
+use relay_sim::scenario;
+
+fn ms(d: Option<Duration>) -> String {
+    d.map_or("never".into(), |d| format!("{} ms", d.as_millis()))
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let mut seed = 1u64;
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--seed" => seed = args.next().and_then(|s| s.parse().ok()).expect("--seed N"),
+            "-h" | "--help" => {
+                println!("usage: scenario-bench [--seed N]\nRuns the link-adaptation scenarios on a virtual clock and prints their figures.");
+                return;
+            }
+            other => {
+                eprintln!("scenario-bench: unknown argument {other:?} (try --help)");
+                std::process::exit(2);
+            }
+        }
+    }
+    println!("| scenario | drop → send fits | freezes (total ms) | audio lost / received | rise → 85 % | utilization | switches | wall time |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for sc in scenario::all() {
+        let name = sc.name;
+        let secs = sc.duration.as_secs();
+        eprintln!("running {name} ({secs} s of lesson)...");
+        let started = Instant::now();
+        let o = scenario::run(sc, seed);
+        let wall = started.elapsed();
+        let freezes: usize = o.seen.iter().map(|e| e.freezes).sum();
+        let frozen: Duration = o.seen.iter().map(|e| e.frozen).sum();
+        let lost: u64 = o.seen.iter().map(|e| e.audio_lost).sum();
+        let recv: usize = o.seen.iter().map(|e| e.audio_received).sum();
+        let switches: Vec<String> = o.seen.iter().map(|e| e.switches().to_string()).collect();
+        let fits: Vec<String> = o.fit_after_drop.iter().map(|d| ms(*d)).collect();
+        let rises: Vec<String> = o.reach_after_rise.iter().map(|d| ms(*d)).collect();
+        println!(
+            "| {name} | {} | {freezes} ({} ms) | {lost} / {recv} | {} | {:.0} % | {} | {:.1} s |",
+            if fits.is_empty() { "–".into() } else { fits.join(", ") },
+            frozen.as_millis(),
+            if rises.is_empty() { "–".into() } else { rises.join(", ") },
+            o.utilization * 100.0,
+            switches.join("/"),
+            wall.as_secs_f64(),
+        );
+        for (i, e) in o.seen.iter().enumerate() {
+            let layers: Vec<String> = e.layers.iter().map(|(t, l)| format!("{:.1}s:{}", t.as_secs_f64(), ["q", "h", "f"][*l as usize % 3])).collect();
+            eprintln!("  classroom {i}: first frame {:?}, {} frames, layers {}", e.first_frame, e.frames, layers.join(" "));
+        }
+    }
+}

@@ -1,0 +1,12 @@
+//! Virtual-time simulation of classroom-relay: the relay's real edge and core,
+//! str0m peers for the teacher and the classrooms, and emulated school links.
+//!
+//! - [`world`]: the event loop on a virtual clock.
+//! - [`peer`]: the teacher (Opus + 3-layer VP8 simulcast) and classrooms.
+//! - [`metrics`]: freezes, layers, audio loss, and how sending followed capacity.
+//! - [`scenario`]: the link-adaptation scenarios and their figures.
+
+pub mod metrics;
+pub mod peer;
+pub mod scenario;
+pub mod world;

@@ -1,0 +1,301 @@
+//! str0m peers on a virtual clock: a teacher that publishes Opus and 3-layer VP8
+//! simulcast at realistic rates, and classrooms that receive and record what
+//! arrived and when.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpApi, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::RtpWrite;
+use str0m::{Candidate, Event, Input, Output, Rtc};
+
+/// The teacher's simulcast rids, lowest first.
+pub const RIDS: [&str; 3] = ["q", "h", "f"];
+/// Target bit rate of each layer's payload, as a browser sends them.
+pub const LAYER_BPS: [u64; 3] = [150_000, 500_000, 1_500_000];
+pub const FPS: u64 = 25;
+const MAX_PAYLOAD: usize = 1100;
+/// A keyframe is this many times a delta frame.
+const KEYFRAME_FACTOR: usize = 3;
+/// Opus at 20 ms frames, about 32 kbit/s.
+const OPUS_BYTES: usize = 80;
+
+/// One str0m session with its address and outbox.
+pub struct Peer {
+    pub rtc: Rtc,
+    pub addr: SocketAddr,
+    pub next: Instant,
+    pub outbox: Vec<(SocketAddr, Vec<u8>)>,
+    pub events: Vec<Event>,
+}
+
+impl Peer {
+    pub fn new(now: Instant, addr: SocketAddr) -> Peer {
+        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
+        Peer {
+            rtc,
+            addr,
+            next: now,
+            outbox: vec![],
+            events: vec![],
+        }
+    }
+
+    /// Make an offer with `setup`; returns it and the pending state.
+    pub fn offer(&mut self, setup: impl FnOnce(&mut SdpApi)) -> (String, SdpPendingOffer) {
+        let mut api = self.rtc.sdp_api();
+        setup(&mut api);
+        let (offer, pending) = api.apply().expect("offer");
+        (offer.to_sdp_string(), pending)
+    }
+
+    pub fn accept(&mut self, pending: SdpPendingOffer, answer: &str) {
+        let a = SdpAnswer::from_sdp_string(answer).expect("answer parses");
+        self.rtc.sdp_api().accept_answer(pending, a).expect("answer accepted");
+    }
+
+    /// Drain str0m until it asks for a timeout. In RTP mode it holds one received
+    /// packet until polled, so this follows every input.
+    pub fn drain(&mut self) {
+        loop {
+            match self.rtc.poll_output().expect("poll") {
+                Output::Transmit(t) => self.outbox.push((t.destination, t.contents.into())),
+                Output::Event(e) => self.events.push(e),
+                Output::Timeout(t) => {
+                    self.next = t;
+                    return;
+                }
+            }
+        }
+    }
+
+    pub fn receive(&mut self, now: Instant, from: SocketAddr, data: &[u8]) {
+        if let Ok(r) = Receive::new(Protocol::Udp, from, self.addr, data) {
+            if self.rtc.handle_input(Input::Receive(now, r)).is_ok() {
+                self.drain();
+            }
+        }
+    }
+
+    pub fn tick(&mut self, now: Instant) {
+        if now >= self.next && self.rtc.handle_input(Input::Timeout(now)).is_ok() {
+            self.drain();
+        }
+    }
+}
+
+/// The online teacher: Opus every 20 ms and three VP8 layers at 25 fps. A
+/// keyframe request makes the next frame of that layer a keyframe.
+pub struct Teacher {
+    pub peer: Peer,
+    pub amid: Mid,
+    pub vmid: Mid,
+    pts: Option<(str0m::media::Pt, str0m::media::Pt)>,
+    pub connected: bool,
+    seq: [u64; 4],
+    ts: [u32; 4],
+    pid: [u16; 3],
+    key_wanted: [bool; 3],
+    next_audio: Instant,
+    next_frame: Instant,
+    /// Audio packets sent (their extended sequence numbers start at `seq[3]`).
+    pub audio_sent: u64,
+    pub keyframes_sent: u64,
+}
+
+impl Teacher {
+    pub fn new(now: Instant, addr: SocketAddr) -> (Teacher, String, SdpPendingOffer) {
+        let mut peer = Peer::new(now, addr);
+        let (mut amid, mut vmid) = (Mid::from("a"), Mid::from("v"));
+        let (offer, pending) = peer.offer(|api| {
+            amid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            let mut sim = Simulcast::new();
+            for r in RIDS {
+                sim.add_send_layer(SimulcastLayer::new(r));
+            }
+            vmid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+        });
+        let t = Teacher {
+            peer,
+            amid,
+            vmid,
+            pts: None,
+            connected: false,
+            seq: [1000, 20_000, 40_000, 100],
+            ts: [0, 0, 0, 0],
+            pid: [1, 1000, 2000],
+            key_wanted: [true; 3],
+            next_audio: now,
+            next_frame: now,
+            audio_sent: 0,
+            keyframes_sent: 0,
+        };
+        (t, offer, pending)
+    }
+
+    /// When the teacher next has media to send.
+    pub fn next_media(&self) -> Option<Instant> {
+        self.pts.map(|_| self.next_audio.min(self.next_frame))
+    }
+
+    /// Handle events and send what is due at `now`.
+    pub fn step(&mut self, now: Instant) {
+        for e in std::mem::take(&mut self.peer.events) {
+            match e {
+                Event::Connected => self.connected = true,
+                Event::KeyframeRequest(r) => {
+                    if let Some(i) = RIDS.iter().position(|x| r.rid == Some(Rid::from(*x))) {
+                        self.key_wanted[i] = true;
+                    }
+                }
+                _ => {}
+            }
+        }
+        if self.connected && self.pts.is_none() {
+            let params = self.peer.rtc.codec_config().params().to_vec();
+            let pt = |c| params.iter().find(|p| p.spec().codec == c).map(|p| p.pt());
+            if let (Some(a), Some(v)) = (pt(Codec::Opus), pt(Codec::Vp8)) {
+                self.pts = Some((a, v));
+                self.next_audio = now;
+                self.next_frame = now;
+            }
+        }
+        let Some((opus, vp8)) = self.pts else { return };
+        let mut wrote = false;
+        while self.next_audio <= now {
+            let mut api = self.peer.rtc.direct_api();
+            if let Some(tx) = api.stream_tx_by_mid(self.amid, None) {
+                let w = RtpWrite::new(opus, self.seq[3].into(), self.ts[3], now, vec![0xfc; OPUS_BYTES]);
+                tx.write_rtp(w);
+            }
+            self.seq[3] += 1;
+            self.ts[3] = self.ts[3].wrapping_add(960);
+            self.audio_sent += 1;
+            self.next_audio += Duration::from_millis(20);
+            wrote = true;
+        }
+        while self.next_frame <= now {
+            for (i, rid) in RIDS.iter().enumerate() {
+                self.pid[i] = (self.pid[i] + 1) % 0x8000;
+                self.ts[i] = self.ts[i].wrapping_add(90_000 / FPS as u32);
+                let key = std::mem::take(&mut self.key_wanted[i]);
+                self.keyframes_sent += u64::from(key);
+                let frame = (LAYER_BPS[i] / 8 / FPS) as usize * if key { KEYFRAME_FACTOR } else { 1 };
+                let n = frame.div_ceil(MAX_PAYLOAD);
+                for k in 0..n {
+                    let size = frame / n;
+                    let payload = vp8_payload(self.pid[i], k == 0, key, size, i as u8);
+                    let mut api = self.peer.rtc.direct_api();
+                    if let Some(tx) = api.stream_tx_by_mid(self.vmid, Some(Rid::from(*rid))) {
+                        let w = RtpWrite::new(vp8, self.seq[i].into(), self.ts[i], now, payload)
+                            .marker(k == n - 1)
+                            .nackable(true);
+                        tx.write_rtp(w);
+                    }
+                    self.seq[i] += 1;
+                }
+            }
+            self.next_frame += Duration::from_millis(1000 / FPS);
+            wrote = true;
+        }
+        if wrote {
+            // str0m releases written packets when time moves.
+            let _ = self.peer.rtc.handle_input(Input::Timeout(now));
+            self.peer.drain();
+        }
+    }
+}
+
+/// A VP8 payload: descriptor with a 15-bit PictureID, the keyframe bit in the first
+/// partition, and the layer index as the last byte.
+pub fn vp8_payload(picture_id: u16, first: bool, key: bool, size: usize, layer: u8) -> Vec<u8> {
+    let mut p = vec![
+        if first { 0x90 } else { 0x80 },
+        0x80,
+        0x80 | (picture_id >> 8) as u8,
+        picture_id as u8,
+    ];
+    if first {
+        p.push(if key { 0x00 } else { 0x01 });
+    }
+    p.resize(size.max(8) - 1, 0x55);
+    p.push(layer);
+    p
+}
+
+/// One video packet as a classroom got it.
+#[derive(Debug, Clone, Copy)]
+pub struct VideoRx {
+    pub at: Instant,
+    pub seq: u64,
+    pub ts: u32,
+    pub marker: bool,
+    pub first: bool,
+    pub key: bool,
+    pub layer: u8,
+}
+
+/// A classroom: receives the lesson and records it.
+pub struct Classroom {
+    pub peer: Peer,
+    pub school: usize,
+    pub amid: Mid,
+    pub connected_at: Option<Instant>,
+    pub audio: BTreeSet<u64>,
+    pub audio_at: Vec<Instant>,
+    pub video: Vec<VideoRx>,
+}
+
+impl Classroom {
+    pub fn new(now: Instant, addr: SocketAddr, school: usize) -> (Classroom, String, SdpPendingOffer) {
+        let mut peer = Peer::new(now, addr);
+        let mut amid = Mid::from("a");
+        let (offer, pending) = peer.offer(|api| {
+            amid = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        });
+        let c = Classroom {
+            peer,
+            school,
+            amid,
+            connected_at: None,
+            audio: BTreeSet::new(),
+            audio_at: vec![],
+            video: vec![],
+        };
+        (c, offer, pending)
+    }
+
+    pub fn step(&mut self, now: Instant) {
+        for e in std::mem::take(&mut self.peer.events) {
+            match e {
+                Event::Connected => self.connected_at = Some(now),
+                Event::RtpPacket(p) => {
+                    let mid = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                    if mid == Some(self.amid) {
+                        self.audio.insert(*p.seq_no);
+                        self.audio_at.push(now);
+                    } else if p.payload.len() >= 5 {
+                        let b = &p.payload;
+                        let first = b[0] & 0x10 != 0;
+                        self.video.push(VideoRx {
+                            at: now,
+                            seq: *p.seq_no,
+                            ts: p.header.timestamp,
+                            marker: p.header.marker,
+                            first,
+                            key: first && b[4] & 0x01 == 0,
+                            layer: *b.last().unwrap(),
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+}

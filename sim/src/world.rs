@@ -1,0 +1,359 @@
+//! A lesson on a virtual clock: the relay's real sans-IO edge (str0m sessions and
+//! the core), a str0m teacher, str0m classrooms, and one emulated link per school
+//! (`str0m-netem`: rate with a finite queue, delay, jitter, loss) whose shape can
+//! change over time. No sockets, no sleeping: a 25-minute lesson runs in seconds.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use relay_core::RelayConfig;
+use relay_webrtc::{Codecs, Edge};
+use str0m_netem::{
+    Bitrate, DataSize, GilbertElliot, Input as NInput, LossModel, Netem, NetemConfig, Output as NOutput,
+    Probability, RandomLoss,
+};
+
+use crate::peer::{Classroom, Teacher};
+
+/// Loss on a link.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Loss {
+    None,
+    /// Independent loss with this probability.
+    Random(f32),
+    /// Gilbert-Elliott bursts: mean loss and mean burst length in packets.
+    Bursty { mean: f32, burst: f32 },
+}
+
+/// The shape of one direction of a school link at some moment.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LinkShape {
+    pub kbps: u64,
+    /// One-way delay.
+    pub delay: Duration,
+    pub jitter: Duration,
+    pub loss: Loss,
+    /// Bottleneck queue, as time at the link rate.
+    pub queue: Duration,
+}
+
+impl LinkShape {
+    pub fn new(kbps: u64) -> LinkShape {
+        LinkShape {
+            kbps,
+            delay: Duration::from_millis(20),
+            jitter: Duration::ZERO,
+            loss: Loss::None,
+            queue: Duration::from_millis(300),
+        }
+    }
+
+    fn netem(&self, seed: u64) -> NetemConfig {
+        let loss: LossModel = match self.loss {
+            Loss::None => LossModel::None,
+            Loss::Random(p) => RandomLoss::new(Probability::new(p)).into(),
+            Loss::Bursty { mean, burst } => {
+                // Bad state loses every packet; its mean length is `burst`; the good
+                // state lasts long enough that the mean loss is `mean`.
+                let good = burst * (1.0 - mean) / mean.max(1e-6);
+                GilbertElliot::new()
+                    .good_duration(good)
+                    .bad_duration(burst)
+                    .loss_in_bad(Probability::new(1.0))
+                    .loss_in_good(Probability::new(0.0))
+                    .into()
+            }
+        };
+        let queue_bytes = (self.kbps * 1000 / 8) as f64 * self.queue.as_secs_f64();
+        NetemConfig::new()
+            .latency(self.delay)
+            .jitter(self.jitter)
+            .loss(loss)
+            .link(
+                Bitrate::kbps(self.kbps),
+                DataSize::bytes((queue_bytes as i64).max(3000)),
+            )
+            .seed(seed)
+    }
+}
+
+/// A packet in flight.
+#[derive(Debug, Clone)]
+struct Pkt {
+    from: SocketAddr,
+    to: SocketAddr,
+    data: Vec<u8>,
+}
+
+impl AsRef<[u8]> for Pkt {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+/// One direction of a link.
+struct Pipe {
+    netem: Netem<Pkt>,
+    seed: u64,
+    shape: LinkShape,
+}
+
+impl Pipe {
+    fn new(shape: LinkShape, seed: u64) -> Pipe {
+        Pipe {
+            netem: Netem::new(shape.netem(seed)),
+            seed,
+            shape,
+        }
+    }
+
+    fn reshape(&mut self, shape: LinkShape) {
+        self.shape = shape;
+        self.netem.set_config(shape.netem(self.seed));
+    }
+}
+
+/// A school: its link down (relay to school) and up, and its capacity schedule.
+pub struct SchoolSpec {
+    pub name: String,
+    /// (time since start, shape of the downlink from then on); the first at zero.
+    pub down: Vec<(Duration, LinkShape)>,
+    /// Classrooms (devices) behind this link.
+    pub classrooms: usize,
+}
+
+struct School {
+    name: String,
+    down: Pipe,
+    up: Pipe,
+    schedule: Vec<(Duration, LinkShape)>,
+    next_change: usize,
+    /// Bytes the relay put on this link and bytes that came out, per 100 ms bin.
+    pub sent: Vec<u64>,
+    pub delivered: Vec<u64>,
+}
+
+/// Time bins for rate measurements.
+pub const BIN: Duration = Duration::from_millis(100);
+
+/// The simulated lesson.
+pub struct World {
+    pub t0: Instant,
+    pub now: Instant,
+    pub edge: Edge,
+    relay_addr: SocketAddr,
+    pub teacher: Teacher,
+    teacher_up: Pipe,
+    teacher_down: Pipe,
+    pub classes: Vec<Classroom>,
+    schools: Vec<School>,
+    by_addr: HashMap<SocketAddr, usize>,
+}
+
+fn addr(a: u8, b: u8, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 18, a, b)), port)
+}
+
+impl World {
+    /// A lesson with the teacher on a fat link and `schools` as given. Classrooms
+    /// join `join_after` into the lesson.
+    pub fn new(cfg: RelayConfig, schools: Vec<SchoolSpec>, seed: u64) -> World {
+        relay_webrtc::init_crypto();
+        let t0 = Instant::now();
+        let relay_addr = addr(0, 1, 5000);
+        let mut edge = Edge::new(t0, cfg, Codecs { h264: false }, vec![relay_addr]);
+        let (mut teacher, offer, pending) = Teacher::new(t0, addr(1, 1, 6000));
+        let s = edge
+            .publish(t0, "lesson", "teacher", &offer)
+            .expect("relay accepts the teacher");
+        teacher.peer.accept(pending, &s.answer);
+        let fat = LinkShape {
+            delay: Duration::from_millis(5),
+            ..LinkShape::new(50_000)
+        };
+        let mut w = World {
+            t0,
+            now: t0,
+            edge,
+            relay_addr,
+            teacher,
+            teacher_up: Pipe::new(fat, seed ^ 0x51),
+            teacher_down: Pipe::new(fat, seed ^ 0x52),
+            classes: vec![],
+            schools: vec![],
+            by_addr: HashMap::new(),
+        };
+        for (si, spec) in schools.into_iter().enumerate() {
+            let first = spec.down[0].1;
+            let up = LinkShape {
+                kbps: 10_000,
+                loss: Loss::None,
+                ..first
+            };
+            w.schools.push(School {
+                name: spec.name.clone(),
+                down: Pipe::new(first, seed.wrapping_mul(31).wrapping_add(si as u64 * 2)),
+                up: Pipe::new(up, seed.wrapping_mul(31).wrapping_add(si as u64 * 2 + 1)),
+                schedule: spec.down,
+                next_change: 1,
+                sent: vec![],
+                delivered: vec![],
+            });
+            for k in 0..spec.classrooms {
+                let a = addr(2 + si as u8, 1 + k as u8, 6000);
+                let (c, offer, pending) = Classroom::new(t0, a, si);
+                w.by_addr.insert(a, w.classes.len());
+                w.classes.push(c);
+                let s = w
+                    .edge
+                    .subscribe(t0, "lesson", &spec.name, None, &offer)
+                    .expect("relay accepts the classroom");
+                w.classes.last_mut().unwrap().peer.accept(pending, &s.answer);
+            }
+        }
+        w
+    }
+
+    /// Time since the start.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.t0
+    }
+
+    /// Shape of school `s`'s downlink now.
+    pub fn shape(&self, s: usize) -> LinkShape {
+        self.schools[s].down.shape
+    }
+
+    /// Per 100 ms bin: bytes the relay sent towards school `s`, and bytes delivered.
+    pub fn school_bins(&self, s: usize) -> (&[u64], &[u64]) {
+        (&self.schools[s].sent, &self.schools[s].delivered)
+    }
+
+    pub fn school_name(&self, s: usize) -> &str {
+        &self.schools[s].name
+    }
+
+    fn bin(&self) -> usize {
+        (self.elapsed().as_micros() / BIN.as_micros()) as usize
+    }
+
+    /// Run until `d` from the start.
+    pub fn run_until(&mut self, d: Duration) {
+        let end = self.t0 + d;
+        while self.now < end {
+            let mut next = end.min(self.edge.next_timeout(self.now));
+            next = next.min(self.teacher.peer.next);
+            if let Some(t) = self.teacher.next_media() {
+                next = next.min(t);
+            }
+            for c in &self.classes {
+                next = next.min(c.peer.next);
+            }
+            for p in self.pipes() {
+                next = next.min(p.netem.poll_timeout());
+            }
+            for s in &self.schools {
+                if let Some((at, _)) = s.schedule.get(s.next_change) {
+                    next = next.min(self.t0 + *at);
+                }
+            }
+            // Never stand still: str0m may ask for "now" again.
+            self.now = next.max(self.now + Duration::from_micros(200)).min(end.max(self.now));
+            self.step();
+        }
+    }
+
+    fn pipes(&self) -> impl Iterator<Item = &Pipe> {
+        [&self.teacher_up, &self.teacher_down]
+            .into_iter()
+            .chain(self.schools.iter().flat_map(|s| [&s.down, &s.up]))
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        let bin = self.bin();
+        for s in &mut self.schools {
+            while let Some((at, shape)) = s.schedule.get(s.next_change) {
+                if self.t0 + *at > now {
+                    break;
+                }
+                s.down.reshape(*shape);
+                s.next_change += 1;
+            }
+        }
+        // Links deliver what is due.
+        let mut arrivals: Vec<Pkt> = vec![];
+        for p in [&mut self.teacher_up, &mut self.teacher_down] {
+            drain_pipe(p, now, &mut arrivals);
+        }
+        for s in &mut self.schools {
+            let before = arrivals.len();
+            drain_pipe(&mut s.down, now, &mut arrivals);
+            let bytes: usize = arrivals[before..].iter().map(|p| p.data.len()).sum();
+            add_bin(&mut s.delivered, bin, bytes as u64);
+            drain_pipe(&mut s.up, now, &mut arrivals);
+        }
+        for p in arrivals {
+            if p.to == self.relay_addr {
+                self.edge.receive(now, p.to, p.from, &p.data);
+            } else if p.to == self.teacher.peer.addr {
+                self.teacher.peer.receive(now, p.from, &p.data);
+            } else if let Some(&i) = self.by_addr.get(&p.to) {
+                self.classes[i].peer.receive(now, p.from, &p.data);
+            }
+        }
+        self.edge.timeout(now);
+        self.teacher.peer.tick(now);
+        self.teacher.step(now);
+        for c in &mut self.classes {
+            c.peer.tick(now);
+            c.step(now);
+        }
+        // What everyone sends goes onto the links.
+        while let Some(d) = self.edge.poll_datagram() {
+            let pkt = Pkt {
+                from: d.source,
+                to: d.destination,
+                data: d.contents,
+            };
+            if pkt.to == self.teacher.peer.addr {
+                self.teacher_down.netem.handle_input(NInput::Packet(now, pkt));
+            } else if let Some(&i) = self.by_addr.get(&pkt.to) {
+                let s = &mut self.schools[self.classes[i].school];
+                add_bin(&mut s.sent, bin, pkt.data.len() as u64);
+                s.down.netem.handle_input(NInput::Packet(now, pkt));
+            }
+        }
+        for (to, data) in self.teacher.peer.outbox.drain(..) {
+            let from = self.teacher.peer.addr;
+            self.teacher_up
+                .netem
+                .handle_input(NInput::Packet(now, Pkt { from, to, data }));
+        }
+        for c in &mut self.classes {
+            let s = &mut self.schools[c.school];
+            for (to, data) in c.peer.outbox.drain(..) {
+                let from = c.peer.addr;
+                s.up.netem.handle_input(NInput::Packet(now, Pkt { from, to, data }));
+            }
+        }
+    }
+}
+
+fn drain_pipe(p: &mut Pipe, now: Instant, out: &mut Vec<Pkt>) {
+    p.netem.handle_input(NInput::Timeout(now));
+    while let Some(o) = p.netem.poll_output() {
+        match o {
+            NOutput::Packet(pkt) => out.push(pkt),
+            NOutput::Timeout(_) => break,
+        }
+    }
+}
+
+fn add_bin(v: &mut Vec<u64>, bin: usize, bytes: u64) {
+    if v.len() <= bin {
+        v.resize(bin + 1, 0);
+    }
+    v[bin] += bytes;
+}

@@ -143,6 +143,11 @@ pub struct Media {
     /// Accept H.264 from teachers that offer it (VP8 is always accepted).
     #[serde(default = "default_true")]
     pub h264: bool,
+    /// Estimate each classroom's link (TWCC) and forward the layers it carries, with
+    /// `default_layer` (or `?layer=`) as the highest. False: every classroom gets its
+    /// preferred layer whatever its link.
+    #[serde(default = "default_true")]
+    pub adaptation: bool,
 }
 
 impl Default for Media {
@@ -151,6 +156,7 @@ impl Default for Media {
             default_layer: Layer::High,
             keyframe_interval_ms: default_kf_interval(),
             h264: true,
+            adaptation: true,
         }
     }
 }

@@ -55,10 +55,7 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
         }
         if v.marker {
             if let Some(f) = cur.take() {
-                frames.push(Frame {
-                    last_seq: seq,
-                    ..f
-                });
+                frames.push(Frame { last_seq: seq, ..f });
             }
         }
     }

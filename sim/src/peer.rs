@@ -56,7 +56,10 @@ impl Peer {
 
     pub fn accept(&mut self, pending: SdpPendingOffer, answer: &str) {
         let a = SdpAnswer::from_sdp_string(answer).expect("answer parses");
-        self.rtc.sdp_api().accept_answer(pending, a).expect("answer accepted");
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, a)
+            .expect("answer accepted");
     }
 
     /// Drain str0m until it asks for a timeout. In RTP mode it holds one received
@@ -170,7 +173,13 @@ impl Teacher {
         while self.next_audio <= now {
             let mut api = self.peer.rtc.direct_api();
             if let Some(tx) = api.stream_tx_by_mid(self.amid, None) {
-                let w = RtpWrite::new(opus, self.seq[3].into(), self.ts[3], now, vec![0xfc; OPUS_BYTES]);
+                let w = RtpWrite::new(
+                    opus,
+                    self.seq[3].into(),
+                    self.ts[3],
+                    now,
+                    vec![0xfc; OPUS_BYTES],
+                );
                 tx.write_rtp(w);
             }
             self.seq[3] += 1;
@@ -185,7 +194,8 @@ impl Teacher {
                 self.ts[i] = self.ts[i].wrapping_add(90_000 / FPS as u32);
                 let key = std::mem::take(&mut self.key_wanted[i]);
                 self.keyframes_sent += u64::from(key);
-                let frame = (LAYER_BPS[i] / 8 / FPS) as usize * if key { KEYFRAME_FACTOR } else { 1 };
+                let frame =
+                    (LAYER_BPS[i] / 8 / FPS) as usize * if key { KEYFRAME_FACTOR } else { 1 };
                 let n = frame.div_ceil(MAX_PAYLOAD);
                 for k in 0..n {
                     let size = frame / n;
@@ -252,7 +262,11 @@ pub struct Classroom {
 }
 
 impl Classroom {
-    pub fn new(now: Instant, addr: SocketAddr, school: usize) -> (Classroom, String, SdpPendingOffer) {
+    pub fn new(
+        now: Instant,
+        addr: SocketAddr,
+        school: usize,
+    ) -> (Classroom, String, SdpPendingOffer) {
         let mut peer = Peer::new(now, addr);
         let mut amid = Mid::from("a");
         let (offer, pending) = peer.offer(|api| {
@@ -276,7 +290,12 @@ impl Classroom {
             match e {
                 Event::Connected => self.connected_at = Some(now),
                 Event::RtpPacket(p) => {
-                    let mid = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc).map(|s| s.mid());
+                    let mid = self
+                        .peer
+                        .rtc
+                        .direct_api()
+                        .stream_rx(&p.header.ssrc)
+                        .map(|s| s.mid());
                     if mid == Some(self.amid) {
                         self.audio.insert(*p.seq_no);
                         self.audio_at.push(now);

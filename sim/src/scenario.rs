@@ -177,7 +177,12 @@ pub fn run(sc: Scenario, seed: u64) -> Outcome {
     let mut den = 0.0;
     for i in 50..delivered.len() {
         let t = BIN * i as u32;
-        let shape = schedule.iter().rev().find(|(at, _)| *at <= t).map(|(_, s)| s).unwrap();
+        let shape = schedule
+            .iter()
+            .rev()
+            .find(|(at, _)| *at <= t)
+            .map(|(_, s)| s)
+            .unwrap();
         num += rate_at(delivered, i, 1) as f64;
         den += usable(shape.kbps) as f64;
     }

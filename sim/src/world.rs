@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use relay_core::RelayConfig;
 use relay_webrtc::{Codecs, Edge};
 use str0m_netem::{
-    Bitrate, DataSize, GilbertElliot, Input as NInput, LossModel, Netem, NetemConfig, Output as NOutput,
-    Probability, RandomLoss,
+    Bitrate, DataSize, GilbertElliot, Input as NInput, LossModel, Netem, NetemConfig,
+    Output as NOutput, Probability, RandomLoss,
 };
 
 use crate::peer::{Classroom, Teacher};
@@ -23,7 +23,10 @@ pub enum Loss {
     /// Independent loss with this probability.
     Random(f32),
     /// Gilbert-Elliott bursts: mean loss and mean burst length in packets.
-    Bursty { mean: f32, burst: f32 },
+    Bursty {
+        mean: f32,
+        burst: f32,
+    },
 }
 
 /// The shape of one direction of a school link at some moment.
@@ -149,6 +152,8 @@ pub struct World {
     pub classes: Vec<Classroom>,
     schools: Vec<School>,
     by_addr: HashMap<SocketAddr, usize>,
+    /// Every 500 ms: per classroom (in join order) the relay's estimate and budget.
+    pub trace: Vec<(Duration, Vec<(u64, u64)>)>,
 }
 
 fn addr(a: u8, b: u8, port: u16) -> SocketAddr {
@@ -183,6 +188,7 @@ impl World {
             classes: vec![],
             schools: vec![],
             by_addr: HashMap::new(),
+            trace: vec![],
         };
         for (si, spec) in schools.into_iter().enumerate() {
             let first = spec.down[0].1;
@@ -209,7 +215,11 @@ impl World {
                     .edge
                     .subscribe(t0, "lesson", &spec.name, None, &offer)
                     .expect("relay accepts the classroom");
-                w.classes.last_mut().unwrap().peer.accept(pending, &s.answer);
+                w.classes
+                    .last_mut()
+                    .unwrap()
+                    .peer
+                    .accept(pending, &s.answer);
             }
         }
         w
@@ -259,7 +269,9 @@ impl World {
                 }
             }
             // Never stand still: str0m may ask for "now" again.
-            self.now = next.max(self.now + Duration::from_micros(200)).min(end.max(self.now));
+            self.now = next
+                .max(self.now + Duration::from_micros(200))
+                .min(end.max(self.now));
             self.step();
         }
     }
@@ -304,6 +316,25 @@ impl World {
             }
         }
         self.edge.timeout(now);
+        let el = self.elapsed();
+        if self
+            .trace
+            .last()
+            .is_none_or(|(t, _)| el >= *t + Duration::from_millis(500))
+        {
+            let st = self.edge.stats(now);
+            let mut subs: Vec<_> = st
+                .lessons
+                .iter()
+                .flat_map(|l| l.subscribers.clone())
+                .collect();
+            subs.sort_by_key(|s| s.peer);
+            let v = subs
+                .iter()
+                .map(|s| (s.estimate_bps.unwrap_or(0), s.budget_bps))
+                .collect();
+            self.trace.push((el, v));
+        }
         self.teacher.peer.tick(now);
         self.teacher.step(now);
         for c in &mut self.classes {
@@ -318,7 +349,9 @@ impl World {
                 data: d.contents,
             };
             if pkt.to == self.teacher.peer.addr {
-                self.teacher_down.netem.handle_input(NInput::Packet(now, pkt));
+                self.teacher_down
+                    .netem
+                    .handle_input(NInput::Packet(now, pkt));
             } else if let Some(&i) = self.by_addr.get(&pkt.to) {
                 let s = &mut self.schools[self.classes[i].school];
                 add_bin(&mut s.sent, bin, pkt.data.len() as u64);
@@ -335,7 +368,8 @@ impl World {
             let s = &mut self.schools[c.school];
             for (to, data) in c.peer.outbox.drain(..) {
                 let from = c.peer.addr;
-                s.up.netem.handle_input(NInput::Packet(now, Pkt { from, to, data }));
+                s.up.netem
+                    .handle_input(NInput::Packet(now, Pkt { from, to, data }));
             }
         }
     }

@@ -239,6 +239,10 @@ async fn run(l: Loaded) -> Result<()> {
                 relay_config::Layer::Medium => relay_core::LayerPref::Medium,
                 relay_config::Layer::High => relay_core::LayerPref::High,
             },
+            adapt: relay_core::AdaptConfig {
+                enabled: l.config.media.adaptation,
+                ..Default::default()
+            },
             ..Default::default()
         },
         codecs: relay_webrtc::Codecs {

@@ -113,7 +113,11 @@ fn teacher_simulcast_to_three_classrooms_with_layer_switch() {
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
         .try_init();
-    let relay = common::start(&[]);
+    // Fixed layers (no link adaptation): this test is about routing and switching.
+    let cfg = std::env::temp_dir().join(format!("crtest-fixed-{}.json", std::process::id()));
+    std::fs::write(&cfg, r#"{"media": {"adaptation": false}}"#).unwrap();
+    let relay = common::start(&["--config", cfg.to_str().unwrap()]);
+    let _ = std::fs::remove_file(&cfg);
     let whip = format!("{}/whip/demo", relay.base);
     let teacher_token = common::token("demo", "teacher", None, &[]);
 

@@ -130,7 +130,11 @@ pub fn allocate(budget: u64, ladders: &[Ladder], priority: &[TrackRole]) -> Allo
 /// The allocation one step better than `a`, in the order [`allocate`] fills: a
 /// paused track resumes first, then the highest-priority track that can go up
 /// does. `None` when everything is at its cap.
-pub fn next_step(ladders: &[Ladder], a: &[Option<usize>], priority: &[TrackRole]) -> Option<Allocation> {
+pub fn next_step(
+    ladders: &[Ladder],
+    a: &[Option<usize>],
+    priority: &[TrackRole],
+) -> Option<Allocation> {
     let ord = order(ladders, priority);
     for &i in &ord {
         if a[i].is_none() && !ladders[i].rates.is_empty() {
@@ -177,7 +181,11 @@ mod tests {
     fn camera_only_takes_the_best_layer_that_fits() {
         let p = AdaptConfig::default().priority;
         let l = [cam()];
-        assert_eq!(allocate(100_000, &l, &p), vec![None], "below the lowest: paused");
+        assert_eq!(
+            allocate(100_000, &l, &p),
+            vec![None],
+            "below the lowest: paused"
+        );
         assert_eq!(allocate(170_000, &l, &p), vec![Some(0)]);
         assert_eq!(allocate(600_000, &l, &p), vec![Some(1)]);
         assert_eq!(allocate(1_559_999, &l, &p), vec![Some(1)]);
@@ -212,9 +220,18 @@ mod tests {
         let p = AdaptConfig::default().priority;
         let l = [cam(), screen()];
         assert_eq!(next_step(&l, &[None, None], &p), Some(vec![None, Some(0)]));
-        assert_eq!(next_step(&l, &[None, Some(0)], &p), Some(vec![Some(0), Some(0)]));
-        assert_eq!(next_step(&l, &[Some(0), Some(0)], &p), Some(vec![Some(0), Some(1)]));
-        assert_eq!(next_step(&l, &[Some(0), Some(1)], &p), Some(vec![Some(1), Some(1)]));
+        assert_eq!(
+            next_step(&l, &[None, Some(0)], &p),
+            Some(vec![Some(0), Some(0)])
+        );
+        assert_eq!(
+            next_step(&l, &[Some(0), Some(0)], &p),
+            Some(vec![Some(0), Some(1)])
+        );
+        assert_eq!(
+            next_step(&l, &[Some(0), Some(1)], &p),
+            Some(vec![Some(1), Some(1)])
+        );
         assert_eq!(next_step(&l, &[Some(2), Some(1)], &p), None);
         // Every step of next_step is what allocate gives at exactly that cost.
         let mut a = vec![None, None];

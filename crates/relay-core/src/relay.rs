@@ -114,7 +114,11 @@ pub enum Input {
         mid: Mid,
     },
     /// The edge's send-side bandwidth estimate towards a classroom (TWCC).
-    LinkEstimate { now: Instant, peer: PeerId, bps: u64 },
+    LinkEstimate {
+        now: Instant,
+        peer: PeerId,
+        bps: u64,
+    },
     /// Loss and round-trip time towards a classroom, from its receiver reports.
     LinkQuality {
         now: Instant,
@@ -248,7 +252,10 @@ struct Subscriber {
 #[derive(Debug, Default)]
 struct LinkState {
     estimate: Option<u64>,
+    /// Loss from the latest report not yet acted on.
     loss: Option<f32>,
+    /// Loss last reported, for stats.
+    last_loss: Option<f32>,
     rtt: Option<Duration>,
     /// Budget for media last computed (wire bit/s, audio included).
     budget: u64,
@@ -258,7 +265,12 @@ struct LinkState {
     /// Last (min, desired) sent to the estimator.
     bwe_target: Option<(u64, u64)>,
     pauses: u64,
+    /// Budget limit after heavy loss, and until when it holds.
+    loss_cap: Option<(u64, Instant)>,
 }
+
+/// How long a loss-driven budget cut holds.
+const LOSS_HOLD: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Default)]
 struct Lesson {
@@ -381,7 +393,8 @@ impl Relay {
                 rtt,
             } => {
                 if let Some(s) = self.subscriber_mut(peer) {
-                    s.link.loss = loss.or(s.link.loss);
+                    s.link.loss = loss;
+                    s.link.last_loss = loss.or(s.link.last_loss);
                     s.link.rtt = rtt.or(s.link.rtt);
                 }
             }
@@ -447,7 +460,7 @@ impl Relay {
                         switches: s.slots.iter().map(|sl| sl.switches).sum(),
                         estimate_bps: s.link.estimate,
                         budget_bps: s.link.budget,
-                        loss: s.link.loss,
+                        loss: s.link.last_loss,
                         rtt: s.link.rtt,
                         paused_tracks: s.slots.iter().filter(|sl| sl.paused).count(),
                         pauses: s.link.pauses,
@@ -856,7 +869,9 @@ impl LessonPlan {
                 rates = if t.kind == Kind::Audio {
                     vec![ASSUMED_AUDIO_BPS; n]
                 } else {
-                    (0..n).map(|i| ASSUMED_BPS[(3 - n.min(3)) + i.min(2)]).collect()
+                    (0..n)
+                        .map(|i| ASSUMED_BPS[(3 - n.min(3)) + i.min(2)])
+                        .collect()
                 };
             }
             let role = TrackRole::of_video_index(video_n);
@@ -925,11 +940,20 @@ fn adapt_subscriber(
             cap: s.layer.index(t.rates.len()).unwrap_or(0),
         })
         .collect();
-    let mut budget = estimate.min(school_share.unwrap_or(estimate)) as f64 * ac.headroom;
+    let budget = estimate.min(school_share.unwrap_or(estimate)) as f64 * ac.headroom;
+    // Heavy loss means the queue overflows: what gets through is about
+    // estimate × (1 - loss), so that is all the budget there is. The cut holds for
+    // LOSS_HOLD, because the next report shows less loss only because less was sent.
     if let Some(loss) = s.link.loss.filter(|l| *l > ac.loss_cut) {
-        budget *= 1.0 - f64::from(loss.min(0.5));
+        let cut = (budget * (1.0 - f64::from(loss.min(0.95)))) as u64;
+        s.link.loss_cap = Some((cut, now + LOSS_HOLD));
+        s.link.loss = None;
     }
-    let budget = budget as u64;
+    let mut budget = budget as u64;
+    match s.link.loss_cap {
+        Some((cap, until)) if now < until => budget = budget.min(cap),
+        _ => s.link.loss_cap = None,
+    }
     s.link.budget = budget;
     let video_budget = budget.saturating_sub(plan.audio_bps);
     let want = adapt::allocate(video_budget, &ladders, &ac.priority);
@@ -994,13 +1018,20 @@ fn adapt_subscriber(
         current.unwrap_or(want)
     };
     // Keep the estimator probing towards the next step up, and padding the link to
-    // it while the estimate allows, so a better layer is proven before it is used.
+    // it while the estimate allows (str0m caps padding at the estimate), so a better
+    // layer is proven before it is used and an app-limited estimate does not sink to
+    // what the current layer needs.
     let wire = |a: &[Option<usize>]| {
         ((adapt::cost(&ladders, a) + plan.audio_bps) as f64 / ac.headroom) as u64
     };
     let next = adapt::next_step(&ladders, &applied, &ac.priority).unwrap_or(applied.clone());
     let best = adapt::allocate(u64::MAX, &ladders, &ac.priority);
-    let target = (wire(&next), wire(&best));
+    // After heavy loss no padding beyond the cut budget: the link is overflowing.
+    let floor = match s.link.loss_cap {
+        Some((cap, _)) => wire(&next).min(cap),
+        None => wire(&next),
+    };
+    let target = (floor, wire(&best));
     let changed = s.link.bwe_target.is_none_or(|(m, d)| {
         m.abs_diff(target.0) * 20 > m.max(1) || d.abs_diff(target.1) * 20 > d.max(1)
     });

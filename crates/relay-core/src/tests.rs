@@ -517,7 +517,11 @@ fn estimate_drop_switches_down_at_once_and_rise_up_after_hold() {
     w.join(10, "school-a", None);
     w.estimate(10, 3_000_000);
     w.run(Duration::from_secs(3));
-    assert_eq!(w.layers_since(10, 0), vec![2], "a fat link gets the top layer");
+    assert_eq!(
+        w.layers_since(10, 0),
+        vec![2],
+        "a fat link gets the top layer"
+    );
 
     // The link drops to 800 kbit/s: the middle layer (~500k + audio) fits.
     let mark = w.video(10).len();
@@ -527,17 +531,27 @@ fn estimate_drop_switches_down_at_once_and_rise_up_after_hold() {
     assert_eq!(w.layers_since(10, mark), vec![2, 1]);
     let v = w.video(10);
     let switch = mark + v[mark..].iter().position(|f| layer_of(f) == 1).unwrap();
-    assert!(is_keyframe_start(&v[switch]), "switch down not on a keyframe");
+    assert!(
+        is_keyframe_start(&v[switch]),
+        "switch down not on a keyframe"
+    );
     assert_continuous(&v[mark..]);
     let kf = w.kf_requests.iter().find(|(t, _)| *t >= drop_at).unwrap();
-    assert!(kf.0 - drop_at <= Duration::from_millis(100), "keyframe asked late");
+    assert!(
+        kf.0 - drop_at <= Duration::from_millis(100),
+        "keyframe asked late"
+    );
 
     // It rises again: nothing changes before the hold, then one switch up.
     let mark = w.video(10).len();
     let rise_at = w.now;
     w.estimate(10, 3_000_000);
     w.run(Duration::from_millis(1200));
-    assert_eq!(w.layers_since(10, mark), vec![1], "no switch up before the hold");
+    assert_eq!(
+        w.layers_since(10, mark),
+        vec![1],
+        "no switch up before the hold"
+    );
     w.run(Duration::from_secs(3));
     assert_eq!(w.layers_since(10, mark), vec![1, 2]);
     let v = w.video(10);
@@ -567,9 +581,17 @@ fn thin_link_pauses_video_but_never_audio() {
     w.run(Duration::from_millis(200));
     let video_paused = w.video(10).len();
     w.run(Duration::from_secs(5));
-    assert_eq!(w.video(10).len(), video_paused, "video kept flowing on a 150k link");
+    assert_eq!(
+        w.video(10).len(),
+        video_paused,
+        "video kept flowing on a 150k link"
+    );
     let audio = &w.audio(10)[audio_before..];
-    assert!(audio.len() >= 5200 / 20 - 2, "audio paused: {} packets", audio.len());
+    assert!(
+        audio.len() >= 5200 / 20 - 2,
+        "audio paused: {} packets",
+        audio.len()
+    );
     assert_continuous(w.audio(10));
     let st = &w.relay.stats(w.now)[0].subscribers[0];
     assert_eq!((st.paused_tracks, st.pauses), (1, 1));
@@ -590,7 +612,10 @@ fn thin_link_pauses_video_but_never_audio() {
     let (last, first) = (&v[video_paused - 1], &v[video_paused]);
     assert_eq!(first.seq, last.seq + 1);
     let away_ms = u64::from(first.ts.wrapping_sub(last.ts)) / 90;
-    assert!((5_000..9_000).contains(&away_ms), "timestamp advanced {away_ms} ms");
+    assert!(
+        (5_000..9_000).contains(&away_ms),
+        "timestamp advanced {away_ms} ms"
+    );
 }
 
 #[test]

@@ -11,6 +11,9 @@ fn esc(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Per school: estimate and budget (sums), worst loss, worst RTT (ms), paused tracks.
+type LinkView = (u64, u64, f32, u64, usize);
+
 /// Render `/metrics`.
 pub fn render(s: &EdgeStats) -> String {
     let mut o = String::new();
@@ -71,14 +74,71 @@ pub fn render(s: &EdgeStats) -> String {
         "counter",
         s.totals.layer_switches,
     );
+    gauge(
+        "video_pauses_total",
+        "Times a classroom's video track was paused because its link was too thin (voice went on).",
+        "counter",
+        s.totals.video_pauses,
+    );
 
     // Several classrooms (devices) of one school share its link: sum them.
     let mut per_school: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
+    // Link view per school: estimate and budget (sums), worst loss, worst RTT, paused.
+    let mut link: BTreeMap<(&str, &str), LinkView> = BTreeMap::new();
     for l in &s.lessons {
         for sub in &l.subscribers {
             let e = per_school.entry((&l.lesson, &sub.school)).or_default();
             e.0 += sub.bitrate_bps;
             e.1 += 1;
+            let k = link.entry((&l.lesson, &sub.school)).or_default();
+            k.0 += sub.estimate_bps.unwrap_or(0);
+            k.1 += sub.budget_bps;
+            k.2 = k.2.max(sub.loss.unwrap_or(0.0));
+            k.3 = k.3.max(sub.rtt.map_or(0, |r| r.as_millis() as u64));
+            k.4 += sub.paused_tracks;
+        }
+    }
+    type Pick = fn(&LinkView) -> String;
+    let link_metrics: [(&str, &str, Pick); 5] = [
+        (
+            "school_estimate_bps",
+            "Send-side bandwidth estimate towards a school (sum over its classrooms).",
+            |v| v.0.to_string(),
+        ),
+        (
+            "school_budget_bps",
+            "Media budget allocated to a school (sum over its classrooms).",
+            |v| v.1.to_string(),
+        ),
+        (
+            "school_loss_ratio",
+            "Worst packet loss reported by a school's classrooms (0-1).",
+            |v| format!("{:.3}", v.2),
+        ),
+        (
+            "school_rtt_ms",
+            "Worst round-trip time to a school's classrooms.",
+            |v| v.3.to_string(),
+        ),
+        (
+            "school_paused_video_tracks",
+            "Video tracks held back now because the school's link is too thin.",
+            |v| v.4.to_string(),
+        ),
+    ];
+    for (name, help, pick) in link_metrics {
+        let _ = writeln!(
+            o,
+            "# HELP classroom_relay_{name} {help}\n# TYPE classroom_relay_{name} gauge"
+        );
+        for ((lesson, school), v) in &link {
+            let _ = writeln!(
+                o,
+                "classroom_relay_{name}{{lesson=\"{}\",school=\"{}\"}} {}",
+                esc(lesson),
+                esc(school),
+                pick(v)
+            );
         }
     }
     let _ = writeln!(o, "# HELP classroom_relay_school_bitrate_bps Current bit rate sent to a school (all its classrooms).\n# TYPE classroom_relay_school_bitrate_bps gauge");
@@ -132,6 +192,12 @@ mod tests {
             bytes: 1,
             layers: vec![],
             switches: 0,
+            estimate_bps: Some(bps * 2),
+            budget_bps: bps,
+            loss: Some(0.01),
+            rtt: Some(std::time::Duration::from_millis(80)),
+            paused_tracks: 0,
+            pauses: 0,
         };
         let s = EdgeStats {
             lessons: vec![LessonStats {
@@ -155,5 +221,9 @@ mod tests {
         );
         assert!(m.contains("classroom_relay_school_classrooms{lesson=\"math\",school=\"a\"} 2\n"));
         assert!(m.contains("school=\"b\\\"x\"} 7\n"));
+        assert!(
+            m.contains("classroom_relay_school_estimate_bps{lesson=\"math\",school=\"a\"} 3000\n")
+        );
+        assert!(m.contains("classroom_relay_school_rtt_ms{lesson=\"math\",school=\"a\"} 80\n"));
     }
 }

@@ -10,11 +10,11 @@ use relay_core::{
     Codec, Input as CoreInput, LayerPref, LessonStats, Output as CoreOutput, PeerId, Relay,
     RelayConfig, RtpIn, Totals,
 };
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::format::{Codec as StrCodec, PayloadParams};
 use str0m::media::{KeyframeRequestKind, Mid as StrMid, Pt, Rid as StrRid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{RtpPacket, RtpWrite, Ssrc, Vp8Descriptor};
-use str0m::bwe::{Bitrate, BweKind};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
@@ -198,15 +198,9 @@ impl Edge {
         let others = self
             .peers
             .values()
-            .filter(|p| {
-                p.pending_join
-                    .as_ref()
-                    .is_some_and(|s| s.school == school)
-            })
+            .filter(|p| p.pending_join.as_ref().is_some_and(|s| s.school == school))
             .count() as u64
-            + self
-                .relay
-                .stats_school_classrooms(school);
+            + self.relay.stats_school_classrooms(school);
         (total / (others + 1)).max(MIN_START_BPS)
     }
 

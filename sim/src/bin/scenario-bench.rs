@@ -45,16 +45,50 @@ fn main() {
         let rises: Vec<String> = o.reach_after_rise.iter().map(|d| ms(*d)).collect();
         println!(
             "| {name} | {} | {freezes} ({} ms) | {lost} / {recv} | {} | {:.0} % | {} | {:.1} s |",
-            if fits.is_empty() { "–".into() } else { fits.join(", ") },
+            if fits.is_empty() {
+                "–".into()
+            } else {
+                fits.join(", ")
+            },
             frozen.as_millis(),
-            if rises.is_empty() { "–".into() } else { rises.join(", ") },
+            if rises.is_empty() {
+                "–".into()
+            } else {
+                rises.join(", ")
+            },
             o.utilization * 100.0,
             switches.join("/"),
             wall.as_secs_f64(),
         );
+        if std::env::var_os("TRACE").is_some() {
+            for (t, v) in o.world.trace.iter().step_by(2) {
+                eprintln!(
+                    "  {:5.1}s est/budget kbps {:?}",
+                    t.as_secs_f64(),
+                    v.iter()
+                        .map(|(e, b)| (e / 1000, b / 1000))
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
         for (i, e) in o.seen.iter().enumerate() {
-            let layers: Vec<String> = e.layers.iter().map(|(t, l)| format!("{:.1}s:{}", t.as_secs_f64(), ["q", "h", "f"][*l as usize % 3])).collect();
-            eprintln!("  classroom {i}: first frame {:?}, {} frames, layers {}", e.first_frame, e.frames, layers.join(" "));
+            let layers: Vec<String> = e
+                .layers
+                .iter()
+                .map(|(t, l)| {
+                    format!(
+                        "{:.1}s:{}",
+                        t.as_secs_f64(),
+                        ["q", "h", "f"][*l as usize % 3]
+                    )
+                })
+                .collect();
+            eprintln!(
+                "  classroom {i}: first frame {:?}, {} frames, layers {}",
+                e.first_frame,
+                e.frames,
+                layers.join(" ")
+            );
         }
     }
 }

@@ -1,0 +1,124 @@
+//! Link adaptation through the real relay code on a virtual clock: str0m teacher
+//! (Opus + 3-layer VP8 simulcast at about 150/500/1500 kbit/s), str0m classrooms,
+//! emulated school links. Asserts behaviour; the figures are in scenario-bench.
+
+use std::time::Duration;
+
+use relay_sim::metrics::rendered;
+use relay_sim::peer::Classroom;
+use relay_sim::scenario::{self, Outcome};
+
+/// Every change of layer in what a classroom received starts with a keyframe.
+fn assert_switches_on_keyframes(c: &Classroom, what: &str) {
+    let mut v = c.video.clone();
+    v.sort_by_key(|p| p.seq);
+    for w in v.windows(2) {
+        if w[1].layer != w[0].layer {
+            assert!(
+                w[1].first && w[1].key,
+                "{what}: switch {} -> {} at seq {} not on a keyframe",
+                w[0].layer,
+                w[1].layer,
+                w[1].seq
+            );
+        }
+    }
+}
+
+/// Layer shown at `t` since the start.
+fn layer_at(o: &Outcome, class: usize, t: Duration) -> Option<u8> {
+    let t0 = o.world.t0;
+    rendered(&o.world.classes[class].video)
+        .iter()
+        .take_while(|(at, _)| *at - t0 <= t)
+        .last()
+        .map(|(_, l)| *l)
+}
+
+#[test]
+fn variable_capacity_goes_down_on_the_drop_and_up_on_the_rise() {
+    let o = scenario::run(scenario::variable_capacity(1), 7);
+    let c = &o.world.classes[0];
+    assert_switches_on_keyframes(c, "variable");
+    let secs = Duration::from_secs;
+    // 1.0 Mbit/s: the middle layer; 0.6: the lowest; back at 1.0: the middle again.
+    // (Reaching the top layer in the 2.5 Mbit/s phase is not reliable yet: see
+    // benches/README.md.)
+    assert_eq!(layer_at(&o, 0, secs(38)), Some(1), "at 1.0 Mbit/s");
+    assert!(layer_at(&o, 0, secs(58)) >= Some(1), "at 2.5 Mbit/s");
+    assert_eq!(
+        layer_at(&o, 0, secs(64)),
+        Some(0),
+        "at 0.6 Mbit/s, 4 s after the drop"
+    );
+    assert_eq!(layer_at(&o, 0, secs(99)), Some(1), "back at 1.0 Mbit/s");
+    let fit = o.fit_after_drop[0].expect("send rate never fit 0.6 Mbit/s");
+    assert!(fit < secs(3), "send rate fit the drop after {fit:?}");
+    let e = &o.seen[0];
+    assert_eq!(e.audio_lost, 0, "audio lost on a loss-free link");
+    assert!(
+        e.audio_gap < Duration::from_millis(500),
+        "audio gap {:?}",
+        e.audio_gap
+    );
+}
+
+#[test]
+fn collapse_keeps_the_voice_and_brings_video_back() {
+    let o = scenario::run(scenario::collapse(2), 7);
+    let c = &o.world.classes[0];
+    assert_switches_on_keyframes(c, "collapse");
+    let t0 = o.world.t0;
+    let frames = rendered(&c.video);
+    let secs = Duration::from_secs;
+    // During the collapse (150 kbit/s from 20 s to 40 s) video pauses...
+    let during = frames
+        .iter()
+        .filter(|(at, _)| (secs(30)..secs(40)).contains(&(*at - t0)))
+        .count();
+    assert!(during < 25, "{during} frames shown on a 150 kbit/s link");
+    // ...and comes back within a few seconds of the recovery.
+    let back = frames
+        .iter()
+        .find(|(at, _)| *at - t0 > secs(40))
+        .map(|(at, _)| *at - t0)
+        .expect("video never came back");
+    assert!(back < secs(50), "video back at {back:?}");
+    // Voice never stopped for long: Opus packets kept arriving through it.
+    let e = &o.seen[0];
+    assert!(e.audio_gap < secs(2), "audio gap {:?}", e.audio_gap);
+    let late: Vec<_> = c
+        .audio_at
+        .iter()
+        .filter(|t| (secs(22)..secs(40)).contains(&(**t - t0)))
+        .collect();
+    assert!(
+        late.len() > 18 * 40,
+        "only {} audio packets during the collapse",
+        late.len()
+    );
+}
+
+#[test]
+fn one_school_link_is_shared_by_its_classrooms() {
+    let o = scenario::run(scenario::shared_link(Duration::from_secs(30)), 7);
+    let end = Duration::from_secs(29);
+    for i in 0..4 {
+        assert_switches_on_keyframes(&o.world.classes[i], "shared");
+    }
+    // The fibre school's lone classroom gets the top layer.
+    assert_eq!(layer_at(&o, 3, end), Some(2));
+    // The three classrooms behind 2 Mbit/s together stay within it.
+    let rate = [170_000u64, 560_000, 1_600_000];
+    let total: u64 = (0..3)
+        .map(|i| layer_at(&o, i, end).map_or(0, |l| rate[l as usize]))
+        .sum();
+    assert!(
+        total <= 2_000_000,
+        "three classrooms want {total} bit/s of a 2 Mbit/s link"
+    );
+    for e in &o.seen {
+        assert!(e.frames > 0);
+        assert_eq!(e.audio_lost, 0);
+    }
+}

@@ -161,8 +161,8 @@ fn addr(a: u8, b: u8, port: u16) -> SocketAddr {
 }
 
 impl World {
-    /// A lesson with the teacher on a fat link and `schools` as given. Classrooms
-    /// join `join_after` into the lesson.
+    /// A lesson with the teacher on a fat link and `schools` as given; every
+    /// classroom joins at the start.
     pub fn new(cfg: RelayConfig, schools: Vec<SchoolSpec>, seed: u64) -> World {
         relay_webrtc::init_crypto();
         let t0 = Instant::now();

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use relay_sim::peer::vp8_payload;
 use str0m::change::SdpAnswer;
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
@@ -85,21 +86,6 @@ impl Peer {
             }
         }
     }
-}
-
-fn vp8(picture_id: u16, first: bool, key: bool, size: usize, layer: u8) -> Vec<u8> {
-    let mut p = vec![
-        if first { 0x90 } else { 0x80 },
-        0x80,
-        0x80 | (picture_id >> 8) as u8,
-        picture_id as u8,
-    ];
-    if first {
-        p.push(if key { 0x00 } else { 0x01 });
-    }
-    p.resize(size - 1, 0x55);
-    p.push(layer);
-    p
 }
 
 fn is_key(p: &[u8]) -> bool {
@@ -205,7 +191,7 @@ fn teacher_simulcast_to_three_classrooms_with_layer_switch() {
                     for k in 0..n {
                         let mut api = teacher.rtc.direct_api();
                         let tx = api.stream_tx_by_mid(vmid, Some(Rid::from(*rid))).unwrap();
-                        let payload = vp8(pid[i], k == 0, key, size, i as u8);
+                        let payload = vp8_payload(pid[i], k == 0, key, size, i as u8);
                         tx.write_rtp(
                             RtpWrite::new(vp8pt, seq[i].into(), ts[i], now, payload)
                                 .marker(k == n - 1)

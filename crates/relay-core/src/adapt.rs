@@ -49,7 +49,7 @@ pub struct AdaptConfig {
     pub down_dwell: Duration,
     /// Above this loss fraction the budget shrinks by the loss.
     pub loss_cut: f32,
-    /// Starting estimate for a school the relay has not seen before.
+    /// Where the estimator towards each new classroom starts.
     pub initial_bps: u64,
 }
 

@@ -11,8 +11,17 @@ fn esc(s: &str) -> String {
         .replace('\n', "\\n")
 }
 
-/// Per school: estimate and budget (sums), worst loss, worst RTT (ms), paused tracks.
-type LinkView = (u64, u64, f32, u64, usize);
+/// One school's line in `/metrics`.
+#[derive(Default)]
+struct School {
+    bitrate: u64,
+    classrooms: usize,
+    estimate: u64,
+    budget: u64,
+    loss: f32,
+    rtt_ms: u64,
+    paused: usize,
+}
 
 /// Render `/metrics`.
 pub fn render(s: &EdgeStats) -> String {
@@ -81,57 +90,63 @@ pub fn render(s: &EdgeStats) -> String {
         s.totals.video_pauses,
     );
 
-    // Several classrooms (devices) of one school share its link: sum them.
-    let mut per_school: BTreeMap<(&str, &str), (u64, u64)> = BTreeMap::new();
-    // Link view per school: estimate and budget (sums), worst loss, worst RTT, paused.
-    let mut link: BTreeMap<(&str, &str), LinkView> = BTreeMap::new();
+    // Several classrooms (devices) of one school share its link: sum them, and take
+    // the worst loss and RTT.
+    let mut schools: BTreeMap<(&str, &str), School> = BTreeMap::new();
     for l in &s.lessons {
         for sub in &l.subscribers {
-            let e = per_school.entry((&l.lesson, &sub.school)).or_default();
-            e.0 += sub.bitrate_bps;
-            e.1 += 1;
-            let k = link.entry((&l.lesson, &sub.school)).or_default();
-            k.0 += sub.estimate_bps.unwrap_or(0);
-            k.1 += sub.budget_bps;
-            k.2 = k.2.max(sub.loss.unwrap_or(0.0));
-            k.3 = k.3.max(sub.rtt.map_or(0, |r| r.as_millis() as u64));
-            k.4 += sub.paused_tracks;
+            let k = schools.entry((&l.lesson, &sub.school)).or_default();
+            k.bitrate += sub.bitrate_bps;
+            k.classrooms += 1;
+            k.estimate += sub.estimate_bps.unwrap_or(0);
+            k.budget += sub.budget_bps;
+            k.loss = k.loss.max(sub.loss.unwrap_or(0.0));
+            k.rtt_ms = k.rtt_ms.max(sub.rtt.map_or(0, |r| r.as_millis() as u64));
+            k.paused += sub.paused_tracks;
         }
     }
-    type Pick = fn(&LinkView) -> String;
-    let link_metrics: [(&str, &str, Pick); 5] = [
+    type Pick = fn(&School) -> String;
+    let per_school: [(&str, &str, Pick); 7] = [
+        (
+            "school_bitrate_bps",
+            "Current bit rate sent to a school (all its classrooms).",
+            |v| v.bitrate.to_string(),
+        ),
+        ("school_classrooms", "Classroom sessions per school.", |v| {
+            v.classrooms.to_string()
+        }),
         (
             "school_estimate_bps",
             "Send-side bandwidth estimate towards a school (sum over its classrooms).",
-            |v| v.0.to_string(),
+            |v| v.estimate.to_string(),
         ),
         (
             "school_budget_bps",
             "Media budget allocated to a school (sum over its classrooms).",
-            |v| v.1.to_string(),
+            |v| v.budget.to_string(),
         ),
         (
             "school_loss_ratio",
             "Worst packet loss reported by a school's classrooms (0-1).",
-            |v| format!("{:.3}", v.2),
+            |v| format!("{:.3}", v.loss),
         ),
         (
             "school_rtt_ms",
             "Worst round-trip time to a school's classrooms.",
-            |v| v.3.to_string(),
+            |v| v.rtt_ms.to_string(),
         ),
         (
             "school_paused_video_tracks",
             "Video tracks held back now because the school's link is too thin.",
-            |v| v.4.to_string(),
+            |v| v.paused.to_string(),
         ),
     ];
-    for (name, help, pick) in link_metrics {
+    for (name, help, pick) in per_school {
         let _ = writeln!(
             o,
             "# HELP classroom_relay_{name} {help}\n# TYPE classroom_relay_{name} gauge"
         );
-        for ((lesson, school), v) in &link {
+        for ((lesson, school), v) in &schools {
             let _ = writeln!(
                 o,
                 "classroom_relay_{name}{{lesson=\"{}\",school=\"{}\"}} {}",
@@ -140,24 +155,6 @@ pub fn render(s: &EdgeStats) -> String {
                 pick(v)
             );
         }
-    }
-    let _ = writeln!(o, "# HELP classroom_relay_school_bitrate_bps Current bit rate sent to a school (all its classrooms).\n# TYPE classroom_relay_school_bitrate_bps gauge");
-    for ((lesson, school), (bps, _)) in &per_school {
-        let _ = writeln!(
-            o,
-            "classroom_relay_school_bitrate_bps{{lesson=\"{}\",school=\"{}\"}} {bps}",
-            esc(lesson),
-            esc(school)
-        );
-    }
-    let _ = writeln!(o, "# HELP classroom_relay_school_classrooms Classroom sessions per school.\n# TYPE classroom_relay_school_classrooms gauge");
-    for ((lesson, school), (_, n)) in &per_school {
-        let _ = writeln!(
-            o,
-            "classroom_relay_school_classrooms{{lesson=\"{}\",school=\"{}\"}} {n}",
-            esc(lesson),
-            esc(school)
-        );
     }
     let _ = writeln!(o, "# HELP classroom_relay_teacher_layer_bitrate_bps Bit rate the teacher publishes per track and layer.\n# TYPE classroom_relay_teacher_layer_bitrate_bps gauge");
     for l in &s.lessons {

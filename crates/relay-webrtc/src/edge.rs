@@ -21,9 +21,6 @@ use tracing::{debug, info, warn};
 use crate::error::EdgeError;
 use crate::peer::{negotiate, Codecs, Role};
 
-/// A warm start never begins below this (voice and the lowest video layer).
-const MIN_START_BPS: u64 = 250_000;
-
 /// A session that has not connected within this time is dropped.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -94,10 +91,8 @@ pub struct Edge {
     core_in: VecDeque<CoreInput>,
     dirty: Vec<PeerId>,
     adapt: bool,
+    /// Where each classroom's estimator starts (a conservative default).
     initial_bps: u64,
-    /// School -> its link's last sustained estimate (sum over its classrooms), the
-    /// warm start for its next lesson.
-    warm: HashMap<String, u64>,
 }
 
 impl Edge {
@@ -107,7 +102,6 @@ impl Edge {
         Edge {
             adapt: cfg.adapt.enabled,
             initial_bps: cfg.adapt.initial_bps,
-            warm: HashMap::new(),
             relay: Relay::new(cfg, now),
             codecs,
             locals,
@@ -163,7 +157,7 @@ impl Edge {
         layer: Option<LayerPref>,
         offer: &str,
     ) -> Result<Session, EdgeError> {
-        let initial_bps = self.adapt.then(|| self.start_estimate(school));
+        let initial_bps = self.adapt.then_some(self.initial_bps);
         let n = negotiate(
             now,
             Role::Subscriber,
@@ -186,36 +180,6 @@ impl Edge {
             peer,
             answer: n.answer,
         })
-    }
-
-    /// Where a classroom's estimator starts: its school's remembered estimate split
-    /// over the classrooms it will have, or the conservative default for a school
-    /// never seen.
-    fn start_estimate(&self, school: &str) -> u64 {
-        let Some(total) = self.warm.get(school) else {
-            return self.initial_bps;
-        };
-        let others = self
-            .peers
-            .values()
-            .filter(|p| p.pending_join.as_ref().is_some_and(|s| s.school == school))
-            .count() as u64
-            + self.relay.stats_school_classrooms(school);
-        (total / (others + 1)).max(MIN_START_BPS)
-    }
-
-    /// Remember `bps` as `school`'s link capacity (warm start for its next lesson).
-    pub fn set_warm_start(&mut self, school: &str, bps: u64) {
-        self.warm.insert(school.to_string(), bps);
-    }
-
-    /// The warm-start table: every school's last sustained link estimate, updated
-    /// from classrooms watching now.
-    pub fn warm_starts(&mut self, now: Instant) -> HashMap<String, u64> {
-        for (school, bps) in self.relay.school_estimates(now) {
-            self.warm.insert(school, bps);
-        }
-        self.warm.clone()
     }
 
     /// End a session. False if it does not exist (any more).

@@ -660,16 +660,10 @@ impl Relay {
     }
 
     fn set_layer(&mut self, now: Instant, peer: PeerId, layer: LayerPref) {
-        let Some(l) = self
-            .peer_lesson
-            .get(&peer)
-            .and_then(|n| self.lessons.get_mut(n))
-        else {
+        let Some(s) = self.subscriber_mut(peer) else {
             return;
         };
-        if let Some(s) = l.subscribers.iter_mut().find(|s| s.peer == peer) {
-            s.layer = layer;
-        }
+        s.layer = layer;
         self.choose_layers(now);
     }
 

@@ -6,6 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub mod netns;
+
 pub struct RelayProc {
     child: Child,
     pub base: String,
@@ -103,25 +105,36 @@ pub fn ensure_browser_deps() {
 /// Run tests/browser/e2e.mjs (optionally through a command prefix such as
 /// `ip netns exec NS`) and assert it passes.
 pub fn run_e2e(prefix: &[&str], base: &str, lesson: &str, teacher: &str, classes: &[String]) {
-    let script = root().join("tests/browser/e2e.mjs").display().to_string();
+    let mut args = vec![base, lesson, teacher];
+    args.extend(classes.iter().map(String::as_str));
+    run_node(prefix, "e2e.mjs", &args, &[], "e2e PASS");
+}
+
+/// Run `tests/browser/SCRIPT ARGS` with node (after `prefix`, with extra
+/// environment) and assert it exits 0 and prints `pass_line`; returns its stdout.
+pub fn run_node(
+    prefix: &[&str],
+    script: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+    pass_line: &str,
+) -> String {
+    let script = root().join("tests/browser").join(script).display().to_string();
     let mut argv: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
-    argv.extend([
-        "node".into(),
-        script,
-        base.into(),
-        lesson.into(),
-        teacher.into(),
-    ]);
-    argv.extend(classes.iter().cloned());
+    argv.extend(["node".into(), script]);
+    argv.extend(args.iter().map(|s| s.to_string()));
     let out = Command::new(&argv[0])
         .args(&argv[1..])
+        .envs(env.iter().copied())
         .output()
         .expect("run node");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr);
     println!("{stdout}\n{stderr}");
     assert!(
-        out.status.success() && stdout.contains("e2e PASS"),
-        "browser e2e failed:\n{stdout}\n{stderr}"
+        out.status.success() && stdout.contains(pass_line),
+        "browser script {} failed:\n{stdout}\n{stderr}",
+        argv[1]
     );
+    stdout
 }

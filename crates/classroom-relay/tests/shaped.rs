@@ -1,0 +1,70 @@
+//! Link adaptation with real browsers: a Chromium teacher and a full-link classroom
+//! on loopback, and a second Chromium classroom in a network namespace behind a
+//! `tc tbf` limit of 700 kbit/s towards it. The limited classroom must settle on a
+//! lower layer and keep playing; the full one must get the top layer; both must
+//! hear continuous audio (tests/browser/shaped.mjs judges).
+//!
+//! Needs CAP_NET_ADMIN (root) for `ip netns` and `tc`; where that is not possible
+//! the test says SKIPPED on stderr and does nothing else.
+
+mod common;
+
+use common::netns::make_netns;
+
+#[test]
+fn limited_classroom_gets_a_lower_layer_and_keeps_playing() {
+    let n = 100 + (std::process::id() + 77) % 150;
+    let ns = match make_netns(n).and_then(|ns| ns.limit_towards(700, 300).map(|_| ns)) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("SKIPPED: cannot create a shaped network namespace here ({e})");
+            return;
+        }
+    };
+    common::ensure_browser_deps();
+    let relay = common::start_serve(&[
+        "--http",
+        "0.0.0.0:0",
+        "--udp",
+        "0.0.0.0:0",
+        "--advertise",
+        "127.0.0.1",
+        "--advertise",
+        &ns.host_addr,
+    ]);
+    let port = relay.base.rsplit(':').next().unwrap();
+    let full_base = format!("http://127.0.0.1:{port}");
+    let limited_base = format!("http://{}:{port}", ns.host_addr);
+    let teacher = common::token("demo", "teacher", None, &[]);
+    let full = common::token("demo", "classroom", Some("school-fibre"), &[]);
+    let limited = common::token("demo", "classroom", Some("school-thin"), &[]);
+    let wrapper = ns.wrapper("/usr/bin/chromium");
+    let wrapper = wrapper.display().to_string();
+    let out = common::run_node(
+        &[],
+        "shaped.mjs",
+        &[
+            &full_base,
+            &limited_base,
+            "demo",
+            &teacher,
+            &full,
+            &limited,
+            "25",
+            "10",
+        ],
+        &[("CHROMIUM_LIMITED", wrapper.as_str())],
+        "shaped PASS",
+    );
+    // What the relay saw, for the log.
+    let metrics = ureq::get(&format!("{full_base}/metrics"))
+        .call()
+        .ok()
+        .and_then(|r| r.into_string().ok())
+        .unwrap_or_default();
+    for line in metrics.lines().filter(|l| l.contains("school")) {
+        println!("{line}");
+    }
+    let _ = std::fs::remove_file(&wrapper);
+    assert!(out.contains("\"limited\""));
+}

@@ -1,0 +1,91 @@
+// Helpers shared by the browser end-to-end scripts.
+import { chromium } from 'playwright-core';
+
+// Headless Chromium with a fake camera and microphone. `executable` may be a
+// wrapper (for example one that enters a network namespace first).
+export async function launch(base, executable) {
+  return chromium.launch({
+    executablePath: executable || process.env.CHROMIUM || '/usr/bin/chromium',
+    args: [
+      '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+      '--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream',
+      '--allow-loopback-in-peer-connection', '--autoplay-policy=no-user-gesture-required',
+      // Camera and microphone need a secure context; plain http is one only on localhost.
+      `--unsafely-treat-insecure-origin-as-secure=${new URL(base).origin}`,
+    ],
+  });
+}
+
+// Exit with a failure message after closing every browser given.
+export async function failWith(browsers, msg) {
+  console.error('e2e FAIL: ' + msg);
+  for (const b of browsers) await b.close().catch(() => {});
+  process.exit(1);
+}
+
+// RTP stats of the page's peer connection (window.__pc) of one type and kind.
+export async function stats(page, type, kind) {
+  return page.evaluate(async ([type, kind]) => {
+    if (!window.__pc) return [];
+    const out = [];
+    (await window.__pc.getStats()).forEach(s => {
+      if (s.type === type && s.kind === kind) out.push({
+        rid: s.rid, framesDecoded: s.framesDecoded || 0, packetsReceived: s.packetsReceived || 0,
+        framesEncoded: s.framesEncoded || 0, bytesSent: s.bytesSent || 0, frameHeight: s.frameHeight || 0,
+        bytesReceived: s.bytesReceived || 0, packetsLost: s.packetsLost || 0,
+        concealedSamples: s.concealedSamples || 0, totalSamplesReceived: s.totalSamplesReceived || 0,
+        freezeCount: s.freezeCount || 0, totalFreezesDuration: s.totalFreezesDuration || 0,
+      });
+    });
+    return out;
+  }, [type, kind]);
+}
+
+export const sum = (arr, k) => arr.reduce((a, s) => a + s[k], 0);
+export const sleep = (ms) => new Promise(r => setTimeout(r, ms));
+
+// Poll `fn` in the page until it is true, or fail with `what`.
+export async function waitFor(page, fn, what, fail, ms = 20_000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await page.evaluate(fn)) return;
+    await sleep(250);
+  }
+  const shown = await page.evaluate(() => (document.getElementById('status') || {}).textContent);
+  await fail(`${what} (page says: ${shown})`);
+}
+
+// Open the teacher page in `browser` and start publishing.
+export async function startTeacher(browser, base, lesson, token, fail) {
+  const page = await (await browser.newContext()).newPage();
+  page.on('console', m => { if (m.type() === 'error') console.error('teacher console:', m.text()); });
+  await page.goto(`${base}/teach/${lesson}?token=${encodeURIComponent(token)}`);
+  await page.click('#start');
+  await waitFor(page, () => window.__pc && window.__pc.connectionState === 'connected', 'teacher did not connect', fail);
+  return page;
+}
+
+// Open a classroom page that joins at once.
+export async function openClassroom(browser, base, lesson, token) {
+  const page = await (await browser.newContext()).newPage();
+  page.on('console', m => { if (m.type() === 'error') console.error('classroom console:', m.text()); });
+  await page.goto(`${base}/class/${lesson}?token=${encodeURIComponent(token)}&autojoin=1`);
+  return page;
+}
+
+// What a classroom page's receivers show: video and audio inbound-rtp summed.
+export async function receiving(page) {
+  const [v, a] = await Promise.all([stats(page, 'inbound-rtp', 'video'), stats(page, 'inbound-rtp', 'audio')]);
+  return {
+    frames_decoded: sum(v, 'framesDecoded'),
+    frame_height: Math.max(0, ...v.map(s => s.frameHeight)),
+    video_bytes: sum(v, 'bytesReceived'),
+    freeze_count: sum(v, 'freezeCount'),
+    freeze_s: sum(v, 'totalFreezesDuration'),
+    audio_packets: sum(a, 'packetsReceived'),
+    audio_lost: sum(a, 'packetsLost'),
+    audio_concealed: sum(a, 'concealedSamples'),
+    audio_samples: sum(a, 'totalSamplesReceived'),
+  };
+}

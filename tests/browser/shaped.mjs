@@ -1,0 +1,73 @@
+// Browser check of per-school link adaptation: one teacher, one classroom on a
+// full link and one classroom whose browser runs behind a rate limit (the test
+// harness starts it through a wrapper that enters a shaped network namespace).
+//
+// Passes when, after the relay has had time to settle, the full classroom shows the
+// top layer, the limited one a lower layer, both keep decoding video with few
+// freezes and both receive continuous audio.
+//
+// usage: CHROMIUM_LIMITED=<wrapper> node shaped.mjs <full-base> <limited-base> <lesson>
+//          <teacher-token> <full-token> <limited-token> [settle-s] [window-s]
+import { launch, failWith, stats, sleep, waitFor, startTeacher, openClassroom, receiving } from './lib.mjs';
+
+const [fullBase, limitedBase, lesson, teacherToken, fullToken, limitedToken, settleArg, windowArg] = process.argv.slice(2);
+if (!limitedToken || !process.env.CHROMIUM_LIMITED) {
+  console.error('usage: CHROMIUM_LIMITED=<wrapper> node shaped.mjs <full-base> <limited-base> <lesson> <teacher-token> <full-token> <limited-token> [settle-s] [window-s]');
+  process.exit(2);
+}
+const settleS = Number(settleArg || 20);
+const windowS = Number(windowArg || 10);
+const deadline = setTimeout(() => { console.error('shaped: timed out'); process.exit(1); }, (settleS + windowS + 90) * 1000);
+
+const main = await launch(fullBase);
+const limited = await launch(limitedBase, process.env.CHROMIUM_LIMITED);
+const fail = (msg) => failWith([main, limited], msg);
+
+const teacher = await startTeacher(main, fullBase, lesson, teacherToken, fail);
+console.log('teacher connected');
+const full = await openClassroom(main, fullBase, lesson, fullToken);
+const thin = await openClassroom(limited, limitedBase, lesson, limitedToken);
+for (const [name, p] of [['full', full], ['limited', thin]]) {
+  await waitFor(p, () => window.__pc && window.__pc.connectionState === 'connected', `${name} classroom did not connect`, fail);
+}
+console.log('both classrooms connected');
+
+await sleep(settleS * 1000);
+const [f1, t1] = await Promise.all([receiving(full), receiving(thin)]);
+await sleep(windowS * 1000);
+const [f2, t2] = await Promise.all([receiving(full), receiving(thin)]);
+const sent = await stats(teacher, 'outbound-rtp', 'video');
+
+const growth = (a, b) => ({
+  frame_height: b.frame_height,
+  frames_per_s: (b.frames_decoded - a.frames_decoded) / windowS,
+  video_kbps: Math.round((b.video_bytes - a.video_bytes) * 8 / windowS / 1000),
+  freezes: b.freeze_count - a.freeze_count,
+  frozen_s: +(b.freeze_s - a.freeze_s).toFixed(3),
+  audio_packets_per_s: (b.audio_packets - a.audio_packets) / windowS,
+  audio_lost: b.audio_lost - a.audio_lost,
+  audio_concealed_pct: b.audio_samples > a.audio_samples
+    ? +(100 * (b.audio_concealed - a.audio_concealed) / (b.audio_samples - a.audio_samples)).toFixed(2) : 100,
+});
+const result = {
+  teacher_layers: sent.filter(s => s.bytesSent > 0).map(s => `${s.rid}:${s.frameHeight}p`),
+  window_s: windowS,
+  full: growth(f1, f2),
+  limited: growth(t1, t2),
+};
+console.log(JSON.stringify(result));
+
+const top = Math.max(0, ...sent.map(s => s.frameHeight));
+const { full: F, limited: L } = result;
+if (F.frame_height < top) await fail(`full classroom shows ${F.frame_height}p, the teacher's top layer is ${top}p`);
+if (L.frame_height >= F.frame_height) await fail(`limited classroom shows ${L.frame_height}p, not below the full one's ${F.frame_height}p`);
+for (const [name, c] of [['full', F], ['limited', L]]) {
+  if (c.frames_per_s < 8) await fail(`${name} classroom decoded only ${c.frames_per_s} frames/s`);
+  if (c.frozen_s > 1.0) await fail(`${name} classroom froze ${c.frozen_s} s in ${windowS} s`);
+  if (c.audio_packets_per_s < 45) await fail(`${name} classroom got only ${c.audio_packets_per_s} audio packets/s`);
+}
+await teacher.click('#stop');
+await main.close();
+await limited.close();
+clearTimeout(deadline);
+console.log('shaped PASS');

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpApi, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, MediaKind, Mid, Rid, Simulcast, SimulcastLayer};
+use str0m::media::{
+    Direction, KeyframeRequestKind, MediaKind, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::RtpWrite;
 use str0m::{Candidate, Event, Input, Output, Rtc};
@@ -259,6 +261,73 @@ pub struct Classroom {
     pub audio: BTreeSet<u64>,
     pub audio_at: Vec<Instant>,
     pub video: Vec<VideoRx>,
+    decoder: DecoderState,
+    /// Keyframe requests (PLI) this classroom sent.
+    pub plis: u64,
+}
+
+/// What a browser's video receiver does about loss: a packet missing for longer
+/// than NACK can repair breaks the picture until a keyframe, and it asks for one
+/// (PLI), again every [`PLI_EVERY`] until one arrives.
+#[derive(Debug, Default)]
+struct DecoderState {
+    highest: Option<u64>,
+    /// Missing sequence numbers and since when.
+    missing: std::collections::BTreeMap<u64, Instant>,
+    need_key: bool,
+    last_pli: Option<Instant>,
+}
+
+/// How long a hole may wait for a retransmission before the picture is broken.
+const REPAIR_WAIT: Duration = Duration::from_millis(300);
+const PLI_EVERY: Duration = Duration::from_millis(500);
+
+impl DecoderState {
+    fn on_packet(&mut self, now: Instant, seq: u64, key: bool) {
+        match self.highest {
+            Some(h) if seq > h => {
+                // Bound the bookkeeping on a long outage: a huge hole needs a keyframe.
+                if seq - h > 500 {
+                    self.need_key = true;
+                    self.missing.clear();
+                } else {
+                    for m in h + 1..seq {
+                        self.missing.insert(m, now);
+                    }
+                }
+                self.highest = Some(seq);
+            }
+            Some(_) => {
+                self.missing.remove(&seq);
+            }
+            None => self.highest = Some(seq),
+        }
+        if key {
+            self.need_key = false;
+            self.missing.retain(|&m, _| m > seq);
+        }
+    }
+
+    /// Whether to send a keyframe request now.
+    fn wants_pli(&mut self, now: Instant) -> bool {
+        if self
+            .missing
+            .values()
+            .next()
+            .is_some_and(|&t| now.saturating_duration_since(t) > REPAIR_WAIT)
+        {
+            self.need_key = true;
+            self.missing.clear();
+        }
+        let due = self
+            .last_pli
+            .is_none_or(|t| now.saturating_duration_since(t) >= PLI_EVERY);
+        if self.need_key && due {
+            self.last_pli = Some(now);
+            return true;
+        }
+        false
+    }
 }
 
 impl Classroom {
@@ -281,6 +350,8 @@ impl Classroom {
             audio: BTreeSet::new(),
             audio_at: vec![],
             video: vec![],
+            decoder: DecoderState::default(),
+            plis: 0,
         };
         (c, offer, pending)
     }
@@ -302,6 +373,14 @@ impl Classroom {
                     } else if p.payload.len() >= 5 {
                         let b = &p.payload;
                         let first = b[0] & 0x10 != 0;
+                        self.decoder
+                            .on_packet(now, *p.seq_no, first && b[4] & 0x01 == 0);
+                        if self.decoder.wants_pli(now) {
+                            if let Some(rx) = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc) {
+                                rx.request_keyframe(KeyframeRequestKind::Pli);
+                                self.plis += 1;
+                            }
+                        }
                         self.video.push(VideoRx {
                             at: now,
                             seq: *p.seq_no,

@@ -235,6 +235,11 @@ impl World {
         self.schools[s].down.shape
     }
 
+    /// Number of schools.
+    pub fn schools(&self) -> usize {
+        self.schools.len()
+    }
+
     /// Per 100 ms bin: bytes the relay sent towards school `s`, and bytes delivered.
     pub fn school_bins(&self, s: usize) -> (&[u64], &[u64]) {
         (&self.schools[s].sent, &self.schools[s].delivered)

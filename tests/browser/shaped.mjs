@@ -32,7 +32,15 @@ for (const [name, p] of [['full', full], ['limited', thin]]) {
 }
 console.log('both classrooms connected');
 
-await sleep(settleS * 1000);
+// While the relay settles, log what it estimates and sends per school every 2 s.
+for (let t = 0; t < settleS; t += 2) {
+  await sleep(2000);
+  const st = await (await fetch(`${fullBase}/api/lessons`)).json().catch(() => ({}));
+  const line = (st.schools || []).map(s => `${s.school} est=${s.estimate_kbps} budget=${s.budget_kbps} sent=${s.kbps}`).join(' | ');
+  const rids = ((st.lessons || [])[0] || { classrooms: [] }).classrooms.map(c => c.school + ':' + c.receiving.map(r => r.rid).join('/')).join(' ');
+  const layers = (((st.lessons || [])[0] || {}).teacher_tracks || []).map(t => t.layers.map(l => `${l.rid}:${l.kbps}`).join('/')).join(' ');
+  console.log(`t=${t + 2}s ${line} ${rids} teacher ${layers}`);
+}
 const [f1, t1] = await Promise.all([receiving(full), receiving(thin)]);
 await sleep(windowS * 1000);
 const [f2, t2] = await Promise.all([receiving(full), receiving(thin)]);
@@ -66,6 +74,13 @@ for (const [name, c] of [['full', F], ['limited', L]]) {
   if (c.frozen_s > 1.0) await fail(`${name} classroom froze ${c.frozen_s} s in ${windowS} s`);
   if (c.audio_packets_per_s < 45) await fail(`${name} classroom got only ${c.audio_packets_per_s} audio packets/s`);
 }
+// What the relay says of the two school links, while both are connected.
+const status = await (await fetch(`${fullBase}/api/lessons`)).json();
+const school = (id) => (status.schools || []).find(s => s.school === id) || {};
+const [fullTok, limitedTok] = [fullToken, limitedToken].map(t => JSON.parse(Buffer.from(t.split('.')[1], 'base64url')));
+console.log(JSON.stringify({ relay_schools: status.schools }));
+const [fs, ls] = [school(fullTok.school), school(limitedTok.school)];
+if (!(ls.estimate_kbps < fs.estimate_kbps)) await fail(`relay estimates ${ls.estimate_kbps} kbit/s for the limited school, ${fs.estimate_kbps} for the full one`);
 await teacher.click('#stop');
 await main.close();
 await limited.close();

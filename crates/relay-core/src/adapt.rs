@@ -47,6 +47,10 @@ pub struct AdaptConfig {
     pub up_hold: Duration,
     /// No switch up this soon after a switch down.
     pub down_dwell: Duration,
+    /// What is forwarded now stays while it costs at most the budget divided by
+    /// this; only then does the relay switch down. Without this margin a layer
+    /// whose measured rate wobbles around the budget flips up and down.
+    pub down_margin: f64,
     /// Above this loss fraction the budget shrinks by the loss.
     pub loss_cut: f32,
     /// Where the estimator towards each new classroom starts.
@@ -61,6 +65,7 @@ impl Default for AdaptConfig {
             headroom: 0.85,
             up_hold: Duration::from_millis(1500),
             down_dwell: Duration::from_secs(4),
+            down_margin: 0.9,
             loss_cut: 0.05,
             initial_bps: 500_000,
         }

@@ -105,6 +105,14 @@ impl RateMeter {
         self.peak_bps + self.pps * 8 * PACKET_OVERHEAD_BYTES
     }
 
+    /// Last window's rate on the wire (payload plus per-packet overhead); 0 once idle.
+    pub fn window_wire_bps(&self, now: Instant, idle: Duration) -> u64 {
+        match self.bps(now, idle) {
+            0 => 0,
+            bps => bps + self.pps * 8 * PACKET_OVERHEAD_BYTES,
+        }
+    }
+
     /// Last measured rate in bit/s; 0 once nothing arrived for `idle`.
     pub fn bps(&self, now: Instant, idle: Duration) -> u64 {
         if self.is_active(now, idle) {

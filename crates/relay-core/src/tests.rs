@@ -131,6 +131,7 @@ struct World {
     kf_requests: Vec<(Instant, Option<Rid>)>,
     closed: Vec<PeerId>,
     bwe: HashMap<PeerId, (u64, u64)>,
+    reprobes: Vec<(Instant, PeerId, u64)>,
 }
 
 impl World {
@@ -145,6 +146,7 @@ impl World {
             kf_requests: vec![],
             closed: vec![],
             bwe: HashMap::new(),
+            reprobes: vec![],
         };
         w.input(Input::PublisherJoined {
             now: t0,
@@ -192,6 +194,9 @@ impl World {
                     desired_bps,
                 } => {
                     self.bwe.insert(peer, (min_bps, desired_bps));
+                }
+                Output::BweReprobe { peer, from_bps } => {
+                    self.reprobes.push((self.now, peer, from_bps))
                 }
             }
         }
@@ -624,9 +629,11 @@ fn classrooms_of_one_school_share_its_budget() {
     w.run(Duration::from_secs(1));
     // School A: two classrooms whose estimates add up to 1.2 Mbit/s; school B: one
     // classroom at the same 900 kbit/s as A's better one.
+    // (The thinner one first: a classroom already forwarded a layer keeps it
+    // within the down margin, so the order would matter.)
     for (peer, school, bps) in [
-        (10, "school-a", 900_000),
         (11, "school-a", 300_000),
+        (10, "school-a", 900_000),
         (12, "school-b", 900_000),
     ] {
         w.join(peer, school, None);
@@ -638,4 +645,100 @@ fn classrooms_of_one_school_share_its_budget() {
     assert_eq!(w.layers_since(10, 0), vec![0]);
     assert_eq!(w.layers_since(11, 0), vec![0]);
     assert_eq!(w.layers_since(12, 0), vec![1]);
+}
+
+#[test]
+fn stuck_estimate_is_reprobed_with_backoff_but_not_on_a_lossy_link() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    w.estimate(10, 800_000);
+    let start = w.now;
+    w.run(Duration::from_secs(19));
+    let at: Vec<u64> = w
+        .reprobes
+        .iter()
+        .map(|(t, p, from)| {
+            assert_eq!((*p, *from), (PeerId(10), 800_000));
+            (*t - start).as_secs()
+        })
+        .collect();
+    // 3 s, then the wait doubles because the estimate did not grow: 6, 12.
+    assert_eq!(at, vec![3, 6, 12], "re-probes at {at:?}");
+
+    // Loss on the link: it is full, no more probing.
+    let n = w.reprobes.len();
+    w.input(Input::LinkQuality {
+        now: w.now,
+        peer: PeerId(10),
+        loss: Some(0.04),
+        rtt: None,
+    });
+    w.run(Duration::from_secs(20));
+    assert_eq!(w.reprobes.len(), n, "re-probed a lossy link");
+
+    // A link carrying the best layers has nothing to probe for.
+    w.input(Input::LinkQuality {
+        now: w.now,
+        peer: PeerId(10),
+        loss: Some(0.0),
+        rtt: None,
+    });
+    w.estimate(10, 5_000_000);
+    w.run(Duration::from_secs(20));
+    assert_eq!(w.reprobes.len(), n, "re-probed at the top layer");
+}
+
+#[test]
+fn switching_up_needs_more_than_switching_down() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    let mut est = 4_000_000u64;
+    w.estimate(10, est);
+    w.run(Duration::from_secs(3));
+    assert_eq!(w.layers_since(10, 0), vec![2]);
+    // Lower the estimate 3 % at a time until the relay leaves the top layer.
+    let down_at = loop {
+        let mark = w.video(10).len();
+        est = est * 97 / 100;
+        w.estimate(10, est);
+        w.run(Duration::from_secs(2));
+        if w.layers_since(10, mark).contains(&1) {
+            break est;
+        }
+        assert!(est > 300_000, "never switched down");
+    };
+    w.run(Duration::from_secs(5));
+    // Raise it 3 % at a time until it comes back.
+    let up_at = loop {
+        let mark = w.video(10).len();
+        est = est * 103 / 100;
+        w.estimate(10, est);
+        w.run(Duration::from_secs(3));
+        if w.layers_since(10, mark).contains(&2) {
+            break est;
+        }
+        assert!(est < 8_000_000, "never switched up");
+    };
+    assert!(
+        up_at as f64 >= down_at as f64 * 1.08,
+        "down at {down_at}, up again at {up_at}: no hysteresis"
+    );
+}
+
+#[test]
+fn a_big_rise_climbs_one_layer_per_hold() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    w.estimate(10, 350_000);
+    w.run(Duration::from_secs(6));
+    assert_eq!(w.layers_since(10, 0), vec![0]);
+    let mark = w.video(10).len();
+    w.estimate(10, 6_000_000);
+    w.run(Duration::from_millis(2500));
+    assert_eq!(w.layers_since(10, mark), vec![0, 1], "first step only");
+    w.run(Duration::from_secs(2));
+    assert_eq!(w.layers_since(10, mark), vec![0, 1, 2]);
 }

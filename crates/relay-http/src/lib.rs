@@ -7,6 +7,7 @@
 pub mod api;
 pub mod metrics;
 mod pages;
+pub mod schools;
 pub mod server;
 pub mod status;
 pub mod token;

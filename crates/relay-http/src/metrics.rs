@@ -1,26 +1,15 @@
 //! Prometheus text exposition of the relay's state.
 
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use relay_webrtc::EdgeStats;
+
+use crate::schools::{by_school, School};
 
 fn esc(s: &str) -> String {
     s.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-/// One school's line in `/metrics`.
-#[derive(Default)]
-struct School {
-    bitrate: u64,
-    classrooms: usize,
-    estimate: u64,
-    budget: u64,
-    loss: f32,
-    rtt_ms: u64,
-    paused: usize,
 }
 
 /// Render `/metrics`.
@@ -90,21 +79,7 @@ pub fn render(s: &EdgeStats) -> String {
         s.totals.video_pauses,
     );
 
-    // Several classrooms (devices) of one school share its link: sum them, and take
-    // the worst loss and RTT.
-    let mut schools: BTreeMap<(&str, &str), School> = BTreeMap::new();
-    for l in &s.lessons {
-        for sub in &l.subscribers {
-            let k = schools.entry((&l.lesson, &sub.school)).or_default();
-            k.bitrate += sub.bitrate_bps;
-            k.classrooms += 1;
-            k.estimate += sub.estimate_bps.unwrap_or(0);
-            k.budget += sub.budget_bps;
-            k.loss = k.loss.max(sub.loss.unwrap_or(0.0));
-            k.rtt_ms = k.rtt_ms.max(sub.rtt.map_or(0, |r| r.as_millis() as u64));
-            k.paused += sub.paused_tracks;
-        }
-    }
+    let schools = by_school(s);
     type Pick = fn(&School) -> String;
     let per_school: [(&str, &str, Pick); 7] = [
         (
@@ -177,39 +152,10 @@ pub fn render(s: &EdgeStats) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use relay_core::{LessonStats, PeerId, SubscriberStats, Totals};
 
     #[test]
     fn renders_totals_and_per_school_sums() {
-        let sub = |peer, school: &str, bps| SubscriberStats {
-            peer: PeerId(peer),
-            school: school.into(),
-            bitrate_bps: bps,
-            packets: 1,
-            bytes: 1,
-            layers: vec![],
-            switches: 0,
-            estimate_bps: Some(bps * 2),
-            budget_bps: bps,
-            loss: Some(0.01),
-            rtt: Some(std::time::Duration::from_millis(80)),
-            paused_tracks: 0,
-            pauses: 0,
-        };
-        let s = EdgeStats {
-            lessons: vec![LessonStats {
-                lesson: "math".into(),
-                publisher: Some(PeerId(1)),
-                tracks: vec![],
-                subscribers: vec![sub(2, "a", 1000), sub(3, "a", 500), sub(4, "b\"x", 7)],
-            }],
-            totals: Totals {
-                packets_forwarded: 42,
-                ..Default::default()
-            },
-            publishers: 1,
-            subscribers: 3,
-        };
+        let s = crate::schools::fixture();
         let m = render(&s);
         assert!(m.contains("classroom_relay_lessons 1\n"));
         assert!(m.contains("classroom_relay_packets_forwarded_total 42\n"));

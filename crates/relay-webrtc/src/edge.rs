@@ -504,6 +504,12 @@ impl Edge {
                         self.dirty.push(peer);
                     }
                 }
+                CoreOutput::BweReprobe { peer, from_bps } => {
+                    if let Some(p) = self.peers.get_mut(&peer) {
+                        p.rtc.bwe().reset(Bitrate::bps(from_bps));
+                        self.dirty.push(peer);
+                    }
+                }
                 CoreOutput::Close(peer) => {
                     info!(%peer, "teacher session replaced by a reconnect");
                     self.remove_peer(now, peer);

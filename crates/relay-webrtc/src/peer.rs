@@ -114,12 +114,67 @@ pub fn negotiate(
         }
         _ => {}
     }
+    let mut answer = answer.to_sdp_string();
+    if role == Role::Publisher {
+        answer = hint_start_bitrate(&answer, PUBLISHER_START_KBPS);
+    }
     Ok(Negotiated {
         rtc,
-        answer: answer.to_sdp_string(),
+        answer,
         tracks,
         slots,
     })
+}
+
+/// Where a browser teacher's send-side estimate starts. libwebrtc starts at
+/// 300 kbit/s and enables simulcast layers only as its estimate grows, so the top
+/// layer would appear 10-15 s into the lesson; the hub school's uplink is the
+/// well-connected end, and all three layers need about 2.2 Mbit/s.
+pub const PUBLISHER_START_KBPS: u32 = 2200;
+
+/// Add libwebrtc's `x-google-start-bitrate` to every video codec of an answer
+/// (other endpoints ignore unknown fmtp parameters).
+pub fn hint_start_bitrate(sdp: &str, kbps: u32) -> String {
+    let param = format!("x-google-start-bitrate={kbps}");
+    let video_pts: Vec<&str> = sdp
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=rtpmap:"))
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, codec)| {
+            let c = codec.to_ascii_uppercase();
+            c.starts_with("VP8/") || c.starts_with("H264/")
+        })
+        .map(|(pt, _)| pt)
+        .collect();
+    let has_fmtp = |pt: &str| {
+        sdp.lines().any(|l| {
+            l.strip_prefix("a=fmtp:")
+                .is_some_and(|r| r.split(' ').next() == Some(pt))
+        })
+    };
+    let mut out = String::with_capacity(sdp.len() + 64);
+    for line in sdp.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\r', '\n']);
+        let eol = &line[body.len()..];
+        if let Some(rest) = body.strip_prefix("a=fmtp:") {
+            if rest
+                .split(' ')
+                .next()
+                .is_some_and(|pt| video_pts.contains(&pt))
+            {
+                out.push_str(&format!("{body};{param}{eol}"));
+                continue;
+            }
+        }
+        out.push_str(line);
+        if let Some(rest) = body.strip_prefix("a=rtpmap:") {
+            let pt = rest.split(' ').next().unwrap_or("");
+            if video_pts.contains(&pt) && !has_fmtp(pt) {
+                out.push_str(&format!("a=fmtp:{pt} {param}{eol}"));
+            }
+        }
+    }
+    out
 }
 
 /// One m-line of an offer, as far as the relay cares.
@@ -164,6 +219,21 @@ pub fn scan_offer(sdp: &str) -> Vec<OfferedMedia> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn start_bitrate_hint_goes_on_video_codecs_only() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 opus/48000/2\r\n\
+                   a=fmtp:111 minptime=10;useinbandfec=1\r\n\
+                   m=video 9 UDP/TLS/RTP/SAVPF 96 97 98\r\na=rtpmap:96 VP8/90000\r\n\
+                   a=rtpmap:97 rtx/90000\r\na=fmtp:97 apt=96\r\na=rtpmap:98 H264/90000\r\n\
+                   a=fmtp:98 packetization-mode=1\r\n";
+        let out = hint_start_bitrate(sdp, 2200);
+        assert!(out.contains("a=rtpmap:96 VP8/90000\r\na=fmtp:96 x-google-start-bitrate=2200\r\n"));
+        assert!(out.contains("a=fmtp:98 packetization-mode=1;x-google-start-bitrate=2200\r\n"));
+        assert!(out.contains("a=fmtp:97 apt=96\r\n"));
+        assert!(out.contains("a=fmtp:111 minptime=10;useinbandfec=1\r\n"));
+        assert_eq!(out.matches("x-google-start-bitrate").count(), 2);
+    }
 
     #[test]
     fn scans_mids_and_send_rids() {

@@ -62,8 +62,16 @@ fn main() {
         );
         if std::env::var_os("TRACE").is_some() {
             for (t, v) in o.world.trace.iter().step_by(2) {
+                let bin = (t.as_millis() / 100) as usize;
+                let sent_kbps: Vec<u64> = (0..o.world.schools())
+                    .map(|s| {
+                        let sent = o.world.school_bins(s).0;
+                        let lo = bin.saturating_sub(10).min(sent.len());
+                        sent[lo..bin.min(sent.len())].iter().sum::<u64>() * 8 / 1000
+                    })
+                    .collect();
                 eprintln!(
-                    "  {:5.1}s est/budget kbps {:?}",
+                    "  {:5.1}s sent kbps {sent_kbps:?} est/budget kbps {:?}",
                     t.as_secs_f64(),
                     v.iter()
                         .map(|(e, b)| (e / 1000, b / 1000))

@@ -119,7 +119,11 @@ pub fn run_node(
     env: &[(&str, &str)],
     pass_line: &str,
 ) -> String {
-    let script = root().join("tests/browser").join(script).display().to_string();
+    let script = root()
+        .join("tests/browser")
+        .join(script)
+        .display()
+        .to_string();
     let mut argv: Vec<String> = prefix.iter().map(|s| s.to_string()).collect();
     argv.extend(["node".into(), script]);
     argv.extend(args.iter().map(|s| s.to_string()));

@@ -77,7 +77,10 @@ impl Netns {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("tc: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            Err(format!(
+                "tc: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
         }
     }
 
@@ -94,4 +97,3 @@ impl Netns {
         path
     }
 }
-

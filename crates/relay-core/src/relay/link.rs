@@ -29,7 +29,30 @@ pub(super) struct LinkState {
     pub(super) pauses: u64,
     /// Budget limit after heavy loss, and until when it holds.
     pub(super) loss_cap: Option<(u64, Instant)>,
+    pub(super) probe: ProbeState,
 }
+
+/// Re-probes ([`Output::BweReprobe`]) while a better layer does not fit. A probe
+/// that does not raise the estimate doubles the wait before the next one, so a
+/// link that is truly thin is not hammered; one that does resets the wait.
+#[derive(Debug, Default)]
+pub(super) struct ProbeState {
+    /// When the next re-probe may go out, once the estimate is stuck below the
+    /// next step.
+    next_at: Option<Instant>,
+    every: Duration,
+    /// The estimate when the last re-probe was asked for.
+    from: u64,
+    pub(super) count: u64,
+}
+
+const PROBE_MIN_EVERY: Duration = Duration::from_secs(3);
+const PROBE_MAX_EVERY: Duration = Duration::from_secs(8);
+/// Loss at which the link is taken to have collapsed: what got through is all it
+/// carries now.
+const COLLAPSE_LOSS: f32 = 0.10;
+/// Loss above which no re-probe is asked for: the link is full already.
+const PROBE_MAX_LOSS: f32 = 0.02;
 
 /// How long a loss-driven budget cut holds.
 const LOSS_HOLD: Duration = Duration::from_secs(2);
@@ -150,7 +173,14 @@ pub(super) fn adapt_subscriber(
     // estimate × (1 - loss), so that is all the budget there is. The cut holds for
     // LOSS_HOLD, because the next report shows less loss only because less was sent.
     if let Some(loss) = s.link.loss.filter(|l| *l > ac.loss_cut) {
-        let cut = (budget * (1.0 - f64::from(loss.min(0.95)))) as u64;
+        let kept = 1.0 - f64::from(loss.min(0.95));
+        let mut cut = (budget * kept) as u64;
+        if loss >= COLLAPSE_LOSS {
+            // What was sent times what got through is what the link carries now,
+            // whatever the (slower) estimate still says.
+            let delivered = (s.sent.window_wire_bps(now, cfg.layer_idle) as f64 * kept) as u64;
+            cut = cut.min(delivered.max(plan.audio_bps));
+        }
         s.link.loss_cap = Some((cut, now + LOSS_HOLD));
         s.link.loss = None;
     }
@@ -177,30 +207,44 @@ pub(super) fn adapt_subscriber(
             }
         })
         .collect();
-    let apply = match &current {
-        None => true,
+    // What to forward from now on, if it changes: down at once, all the way to
+    // what fits; up one step at a time, each after `up_hold` of headroom, so that a
+    // short-lived estimate (a probe through a bursty queue) buys one step, not two.
+    let apply: Option<Vec<Option<usize>>> = match &current {
+        None => Some(want.clone()),
         Some(cur) => {
             let (have, need) = (adapt::cost(&ladders, cur), adapt::cost(&ladders, &want));
-            if need < have || (need == have && *cur != want) {
+            // What would still be kept, with the margin that stops flapping.
+            let keep = adapt::allocate(
+                (video_budget as f64 / ac.down_margin) as u64,
+                &ladders,
+                &ac.priority,
+            );
+            if adapt::cost(&ladders, &keep) < have || (need == have && *cur != want) {
                 s.link.up_since = None;
                 s.link.last_down = Some(now);
-                true
+                Some(want.clone())
             } else if need > have {
                 let since = *s.link.up_since.get_or_insert(now);
                 let settled = s
                     .link
                     .last_down
                     .is_none_or(|t| now.saturating_duration_since(t) >= ac.down_dwell);
-                now.saturating_duration_since(since) >= ac.up_hold && settled
+                (now.saturating_duration_since(since) >= ac.up_hold && settled).then(|| {
+                    adapt::next_step(&ladders, cur, &ac.priority)
+                        .filter(|n| adapt::cost(&ladders, n) <= video_budget)
+                        .unwrap_or_else(|| want.clone())
+                })
             } else {
+                // Within the margin (or already what fits): keep it.
                 s.link.up_since = None;
-                false
+                None
             }
         }
     };
-    let applied = if apply {
+    let applied = if let Some(alloc) = apply {
         s.link.up_since = None;
-        for ((i, t), choice) in video.iter().zip(&want) {
+        for ((i, t), choice) in video.iter().zip(&alloc) {
             let slot = &mut s.slots[*i];
             match choice {
                 Some(k) => {
@@ -218,25 +262,49 @@ pub(super) fn adapt_subscriber(
                 }
             }
         }
-        want
+        alloc
     } else {
         current.unwrap_or(want)
     };
-    // Keep the estimator probing towards the next step up, and padding the link to
-    // it while the estimate allows (str0m caps padding at the estimate), so a better
-    // layer is proven before it is used and an app-limited estimate does not sink to
-    // what the current layer needs.
-    let wire = |a: &[Option<usize>]| {
-        ((adapt::cost(&ladders, a) + plan.audio_bps) as f64 / ac.headroom) as u64
-    };
-    let next = adapt::next_step(&ladders, &applied, &ac.priority).unwrap_or(applied.clone());
+    // Keep the estimator probing towards the best allocation, and pad the link up
+    // to what the next step up would send (str0m caps padding at the estimate): an
+    // estimate may grow to 1.5× what is sent, so that is enough to prove the next
+    // step, and no more is wasted. At the best allocation nothing is padded, so a
+    // link that carries it just barely is not filled to the brim.
+    let media = |a: &[Option<usize>]| adapt::cost(&ladders, a) + plan.audio_bps;
+    let wire = |a: &[Option<usize>]| (media(a) as f64 / ac.headroom) as u64;
+    let next = adapt::next_step(&ladders, &applied, &ac.priority);
     let best = adapt::allocate(u64::MAX, &ladders, &ac.priority);
+    let pad_to = next.as_deref().map_or(0, media);
     // After heavy loss no padding beyond the cut budget: the link is overflowing.
     let floor = match s.link.loss_cap {
-        Some((cap, _)) => wire(&next).min(cap),
-        None => wire(&next),
+        Some((cap, _)) => pad_to.min(cap),
+        None => pad_to,
     };
     let target = (floor, wire(&best));
+    let quiet = s.link.loss_cap.is_none() && s.link.last_loss.unwrap_or(0.0) <= PROBE_MAX_LOSS;
+    let p = &mut s.link.probe;
+    let stuck = next.as_deref().is_some_and(|n| estimate < wire(n));
+    if applied != best && stuck && quiet {
+        if now >= *p.next_at.get_or_insert(now + PROBE_MIN_EVERY) {
+            let grew = estimate as f64 > p.from as f64 * 1.1;
+            p.every = if grew || p.every.is_zero() {
+                PROBE_MIN_EVERY
+            } else {
+                (p.every * 2).min(PROBE_MAX_EVERY)
+            };
+            p.from = estimate;
+            p.next_at = Some(now + p.every);
+            p.count += 1;
+            out.push_back(Output::BweReprobe {
+                peer: s.peer,
+                from_bps: estimate,
+            });
+        }
+    } else {
+        // Not stuck (or not quiet): the clock starts again when it is.
+        p.next_at = None;
+    }
     let changed = s.link.bwe_target.is_none_or(|(m, d)| {
         m.abs_diff(target.0) * 20 > m.max(1) || d.abs_diff(target.1) * 20 > d.max(1)
     });

@@ -176,6 +176,15 @@ pub enum Output {
         min_bps: u64,
         desired_bps: u64,
     },
+    /// Restart the estimator towards a classroom at `from_bps` so that it probes
+    /// again (at 3× and 6×, capped at twice the desired rate). Asked for when the
+    /// estimate has sat below the next layer for a while with little loss: str0m's
+    /// loss-based estimate does not probe out of a loss-limited state by itself once
+    /// the link has grown (after a congested spell).
+    BweReprobe {
+        peer: PeerId,
+        from_bps: u64,
+    },
     /// Call `handle_input(Input::Timeout)` at this time.
     Timeout(Instant),
 }

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use relay_core::RelayConfig;
+use relay_core::{RelayConfig, WarmTable};
 use relay_webrtc::{Codecs, Edge};
 use str0m_netem::{
     Bitrate, DataSize, GilbertElliot, Input as NInput, LossModel, Netem, NetemConfig,
@@ -164,10 +164,22 @@ impl World {
     /// A lesson with the teacher on a fat link and `schools` as given; every
     /// classroom joins at the start.
     pub fn new(cfg: RelayConfig, schools: Vec<SchoolSpec>, seed: u64) -> World {
+        World::with_warm(cfg, schools, seed, WarmTable::default())
+    }
+
+    /// As [`World::new`], with the relay remembering school links from earlier
+    /// lessons (its warm-start table).
+    pub fn with_warm(
+        cfg: RelayConfig,
+        schools: Vec<SchoolSpec>,
+        seed: u64,
+        warm: WarmTable,
+    ) -> World {
         relay_webrtc::init_crypto();
         let t0 = Instant::now();
         let relay_addr = addr(0, 1, 5000);
         let mut edge = Edge::new(t0, cfg, Codecs { h264: false }, vec![relay_addr]);
+        *edge.warm_mut() = warm;
         let (mut teacher, offer, pending) = Teacher::new(t0, addr(1, 1, 6000));
         let s = edge
             .publish(t0, "lesson", "teacher", &offer)

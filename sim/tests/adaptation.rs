@@ -123,3 +123,43 @@ fn one_school_link_is_shared_by_its_classrooms() {
         assert_eq!(e.audio_lost, 0);
     }
 }
+
+/// A school the relay has seen before starts near what its link sustained: the
+/// top layer shows up sooner than for a school met for the first time.
+#[test]
+fn warm_start_reaches_the_top_layer_sooner() {
+    use relay_core::{RelayConfig, WarmTable};
+    use relay_sim::world::{LinkShape, SchoolSpec, World};
+    let top_at = |warm: WarmTable| {
+        let school = SchoolSpec {
+            name: "school-w".into(),
+            down: vec![(
+                Duration::ZERO,
+                LinkShape {
+                    delay: Duration::from_millis(40),
+                    ..LinkShape::new(3_000)
+                },
+            )],
+            classrooms: 1,
+        };
+        let mut w = World::with_warm(RelayConfig::default(), vec![school], 7, warm);
+        w.run_until(Duration::from_secs(15));
+        rendered(&w.classes[0].video)
+            .iter()
+            .find(|(_, l)| *l == 2)
+            .map(|(at, _)| *at - w.t0)
+    };
+    let cold = top_at(WarmTable::default());
+    let mut known = WarmTable::default();
+    known.observe("school-w", 2_600_000);
+    let warm = top_at(known).expect("warm start never showed the top layer");
+    assert!(
+        warm < Duration::from_secs(2),
+        "warm start: top layer at {warm:?}"
+    );
+    assert!(
+        cold.is_none_or(|c| c > warm),
+        "cold {cold:?} not later than warm {warm:?}"
+    );
+    println!("top layer: cold start {cold:?}, warm start {warm:?}");
+}

@@ -38,6 +38,11 @@ enum Cmd {
         /// Overrides server.advertise.
         #[arg(long, value_name = "IP")]
         advertise: Vec<String>,
+        /// Warm-start state file: each school's sustained link estimate, so its next
+        /// lesson starts there. Default: classroom-relay-state.json beside --config;
+        /// without --config none (kept in memory only).
+        #[arg(long, value_name = "FILE")]
+        state: Option<PathBuf>,
     },
     /// Print a signed token (on the last line of stdout) for `serve` with the same config.
     Token {
@@ -72,7 +77,8 @@ fn main() {
             http,
             udp,
             advertise,
-        } => serve(config, http, udp, advertise),
+            state,
+        } => serve(config, http, udp, advertise, state),
         Cmd::Token {
             lesson,
             role,
@@ -200,7 +206,15 @@ fn serve(
     http: Option<String>,
     udp: Option<String>,
     advertise: Vec<String>,
+    state: Option<PathBuf>,
 ) -> Result<()> {
+    let state = state.or_else(|| {
+        config.as_ref().map(|c| {
+            c.parent()
+                .unwrap_or(std::path::Path::new("."))
+                .join("classroom-relay-state.json")
+        })
+    });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -225,10 +239,10 @@ fn serve(
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    rt.block_on(run(l))
+    rt.block_on(run(l, state))
 }
 
-async fn run(l: Loaded) -> Result<()> {
+async fn run(l: Loaded, state_file: Option<PathBuf>) -> Result<()> {
     let media = relay_webrtc::MediaConfig {
         udp: l.udp,
         advertise: l.advertise.clone(),
@@ -248,8 +262,10 @@ async fn run(l: Loaded) -> Result<()> {
         codecs: relay_webrtc::Codecs {
             h264: l.config.media.h264,
         },
+        state_file,
     };
     let edge = relay_webrtc::spawn(media).context("starting the media sockets")?;
+    let saver = edge.clone();
     let listener = tokio::net::TcpListener::bind(l.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", l.http))?;
@@ -268,6 +284,7 @@ async fn run(l: Loaded) -> Result<()> {
         .with_graceful_shutdown(shutdown())
         .await
         .context("HTTP server failed")?;
+    saver.save_state().await;
     eprintln!("classroom-relay stopped");
     Ok(())
 }

@@ -22,7 +22,12 @@ fn limited_classroom_gets_a_lower_layer_and_keeps_playing() {
         }
     };
     common::ensure_browser_deps();
+    let state = std::env::temp_dir().join(format!("{}-state.json", ns.name));
+    let _ = std::fs::remove_file(&state);
+    let state_arg = state.display().to_string();
     let relay = common::start_serve(&[
+        "--state",
+        &state_arg,
         "--http",
         "0.0.0.0:0",
         "--udp",
@@ -57,4 +62,16 @@ fn limited_classroom_gets_a_lower_layer_and_keeps_playing() {
         "shaped PASS",
     );
     let _ = std::fs::remove_file(&wrapper);
+    // The relay wrote what each school link sustained (every 30 s), for the next
+    // lesson's warm start.
+    let saved: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&state).expect("state file written"))
+            .expect("state file is JSON");
+    println!("state file: {saved}");
+    let est = |s: &str| saved["schools"][s]["estimate_bps"].as_u64().unwrap_or(0);
+    assert!(
+        est("school-thin") > 0 && est("school-thin") < est("school-fibre"),
+        "state file: {saved}"
+    );
+    let _ = std::fs::remove_file(&state);
 }

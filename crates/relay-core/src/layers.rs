@@ -54,6 +54,8 @@ pub struct RateMeter {
     /// of the gap per window, so a keyframe burst is remembered for a few seconds.
     peak_bps: u64,
     last_at: Option<Instant>,
+    /// Since when packets have been arriving without a gap of [`RESTART_GAP`].
+    since: Option<Instant>,
     /// Bytes seen in total.
     pub total_bytes: u64,
     /// Packets seen in total.
@@ -61,6 +63,8 @@ pub struct RateMeter {
 }
 
 const WINDOW: Duration = Duration::from_millis(500);
+/// A stream silent this long starts afresh (for [`RateMeter::flowing_for`]).
+const RESTART_GAP: Duration = Duration::from_secs(1);
 
 /// Bytes each RTP packet adds on the wire: IPv4 20, UDP 8, RTP 12, SRTP tag 10 and
 /// header extensions about 10. At 50 Opus packets/s this alone is 24 kbit/s, which
@@ -75,6 +79,12 @@ impl RateMeter {
     pub fn add(&mut self, now: Instant, bytes: usize) {
         self.total_bytes += bytes as u64;
         self.total_packets += 1;
+        if self
+            .last_at
+            .is_none_or(|t| now.saturating_duration_since(t) >= RESTART_GAP)
+        {
+            self.since = Some(now);
+        }
         self.last_at = Some(now);
         let start = *self.window_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);
@@ -120,6 +130,12 @@ impl RateMeter {
         } else {
             0
         }
+    }
+
+    /// How long packets have been arriving without a long gap.
+    pub fn flowing_for(&self, now: Instant) -> Duration {
+        self.since
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t))
     }
 
     /// Whether a full window has been measured.

@@ -35,6 +35,7 @@ mod keyframe;
 mod layers;
 mod relay;
 mod rewrite;
+mod warm;
 
 pub use adapt::{allocate, AdaptConfig, Ladder, TrackRole};
 pub use codec::{inspect, Codec, PayloadInfo, Vp8Info};
@@ -46,6 +47,7 @@ pub use relay::{
     SubscriberStats, Totals,
 };
 pub use rewrite::{Rewriter, Rewritten, SourcePacket};
+pub use warm::WarmTable;
 
 #[cfg(test)]
 mod tests;

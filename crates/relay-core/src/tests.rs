@@ -742,3 +742,22 @@ fn a_big_rise_climbs_one_layer_per_hold() {
     w.run(Duration::from_secs(2));
     assert_eq!(w.layers_since(10, mark), vec![0, 1, 2]);
 }
+
+#[test]
+fn warm_table_learns_a_school_only_after_the_ramp() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    w.estimate(10, 400_000);
+    w.run(Duration::from_secs(5));
+    w.estimate(10, 900_000);
+    assert_eq!(
+        w.relay.warm().start_for("school-a"),
+        None,
+        "learned the ramp"
+    );
+    w.run(Duration::from_secs(6));
+    w.estimate(10, 2_000_000);
+    assert_eq!(w.relay.warm().start_for("school-a"), Some(1_600_000));
+    assert_eq!(w.relay.warm().start_for("school-b"), None);
+}

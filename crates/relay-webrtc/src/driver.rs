@@ -4,13 +4,13 @@
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use relay_core::{LayerPref, PeerId, RelayConfig};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::edge::{Edge, EdgeStats, Session};
 use crate::error::EdgeError;
@@ -28,7 +28,12 @@ pub struct MediaConfig {
     pub advertise: Vec<std::net::IpAddr>,
     pub relay: RelayConfig,
     pub codecs: Codecs,
+    /// Warm-start state file (see [`crate::state`]); `None` keeps it in memory only.
+    pub state_file: Option<std::path::PathBuf>,
 }
+
+/// How often a changed warm-start table is written.
+const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 enum Command {
     Publish {
@@ -59,6 +64,9 @@ enum Command {
     Alive {
         peer: PeerId,
         reply: oneshot::Sender<bool>,
+    },
+    SaveState {
+        reply: oneshot::Sender<()>,
     },
 }
 
@@ -134,6 +142,14 @@ impl Handle {
     }
 
     /// A snapshot for metrics.
+    /// Write the warm-start state file now (at shutdown).
+    pub async fn save_state(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Command::SaveState { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
     pub async fn stats(&self) -> Result<EdgeStats, EdgeError> {
         self.ask(|reply| Command::Stats { reply }).await
     }
@@ -199,8 +215,20 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
     }
     let local_addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local).collect();
     let (tx, rx) = mpsc::channel(256);
-    let edge = Edge::new(Instant::now(), cfg.relay, cfg.codecs, local_addrs.clone());
-    tokio::spawn(run(edge, socks, rx));
+    let mut edge = Edge::new(Instant::now(), cfg.relay, cfg.codecs, local_addrs.clone());
+    if let Some(path) = &cfg.state_file {
+        match crate::state::load(path) {
+            Ok(Some(t)) => {
+                info!(file = %path.display(), schools = t.entries().count(), "warm start: school link estimates loaded");
+                *edge.warm_mut() = t;
+            }
+            Ok(None) => {
+                info!(file = %path.display(), "warm start: no state file yet; every school starts at the default")
+            }
+            Err(e) => warn!("warm start: {e}; every school starts at the default"),
+        }
+    }
+    tokio::spawn(run(edge, socks, rx, cfg.state_file));
     Ok(Handle { tx, local_addrs })
 }
 
@@ -210,8 +238,23 @@ enum Wake {
     Timer,
 }
 
-async fn run(mut edge: Edge, socks: Vec<Sock>, mut rx: mpsc::Receiver<Command>) {
+fn save_warm(edge: &mut Edge, path: Option<&std::path::Path>) {
+    let Some(path) = path else { return };
+    if edge.warm_mut().take_changed() {
+        if let Err(e) = crate::state::save(path, edge.warm()) {
+            warn!("warm start: {e}");
+        }
+    }
+}
+
+async fn run(
+    mut edge: Edge,
+    socks: Vec<Sock>,
+    mut rx: mpsc::Receiver<Command>,
+    state_file: Option<std::path::PathBuf>,
+) {
     let mut buf = vec![0u8; 2000];
+    let mut next_save = Instant::now() + SAVE_EVERY;
     loop {
         let deadline = edge.next_timeout(Instant::now());
         let sleep = tokio::time::sleep_until(deadline.into());
@@ -239,12 +282,21 @@ async fn run(mut edge: Edge, socks: Vec<Sock>, mut rx: mpsc::Receiver<Command>) 
         let now = Instant::now();
         match wake {
             Wake::Command(None) => {
+                save_warm(&mut edge, state_file.as_deref());
                 info!("media edge stopping: no more HTTP handles");
                 return;
+            }
+            Wake::Command(Some(Command::SaveState { reply })) => {
+                save_warm(&mut edge, state_file.as_deref());
+                let _ = reply.send(());
             }
             Wake::Command(Some(c)) => handle_command(&mut edge, now, c),
             Wake::Datagram(i, src, n) => edge.receive(now, socks[i].local, src, &buf[..n]),
             Wake::Timer => edge.timeout(now),
+        }
+        if now >= next_save {
+            next_save = now + SAVE_EVERY;
+            save_warm(&mut edge, state_file.as_deref());
         }
         while let Some(d) = edge.poll_datagram() {
             let Some(s) = socks.iter().find(|s| s.local == d.source).or(socks.first()) else {
@@ -293,6 +345,9 @@ fn handle_command(edge: &mut Edge, now: Instant, c: Command) {
         }
         Command::Alive { peer, reply } => {
             let _ = reply.send(edge.is_alive(peer));
+        }
+        Command::SaveState { reply } => {
+            let _ = reply.send(());
         }
     }
 }

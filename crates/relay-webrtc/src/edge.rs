@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use relay_core::{
     Codec, Input as CoreInput, LayerPref, LessonStats, Output as CoreOutput, PeerId, Relay,
-    RelayConfig, RtpIn, Totals,
+    RelayConfig, RtpIn, Totals, WarmTable,
 };
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::format::{Codec as StrCodec, PayloadParams};
@@ -78,6 +78,10 @@ struct Peer {
     written: bool,
 }
 
+/// A warm start never begins below this: under it the first video layer does not
+/// fit anyway, and the estimator must be able to see some traffic.
+const MIN_WARM_START_BPS: u64 = 150_000;
+
 /// The sans-IO edge.
 pub struct Edge {
     relay: Relay,
@@ -91,7 +95,8 @@ pub struct Edge {
     core_in: VecDeque<CoreInput>,
     dirty: Vec<PeerId>,
     adapt: bool,
-    /// Where each classroom's estimator starts (a conservative default).
+    /// Where the estimator towards a classroom of a school never seen starts (a
+    /// conservative default); known schools start near what they sustained before.
     initial_bps: u64,
 }
 
@@ -157,7 +162,12 @@ impl Edge {
         layer: Option<LayerPref>,
         offer: &str,
     ) -> Result<Session, EdgeError> {
-        let initial_bps = self.adapt.then_some(self.initial_bps);
+        let initial_bps = self.adapt.then(|| {
+            self.relay
+                .warm()
+                .start_for(school)
+                .map_or(self.initial_bps, |b| b.max(MIN_WARM_START_BPS))
+        });
         let n = negotiate(
             now,
             Role::Subscriber,
@@ -277,6 +287,15 @@ impl Edge {
     /// Next datagram to send.
     pub fn poll_datagram(&mut self) -> Option<Datagram> {
         self.out.pop_front()
+    }
+
+    /// What school links sustained, for warm starts (see [`relay_core::WarmTable`]).
+    pub fn warm(&self) -> &WarmTable {
+        self.relay.warm()
+    }
+
+    pub fn warm_mut(&mut self) -> &mut WarmTable {
+        self.relay.warm_mut()
     }
 
     /// A snapshot for metrics.

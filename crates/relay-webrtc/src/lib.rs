@@ -11,6 +11,7 @@ mod driver;
 mod edge;
 mod error;
 mod peer;
+pub mod state;
 
 pub use driver::{spawn, Handle, MediaConfig};
 pub use edge::{Datagram, Edge, EdgeStats, Session};

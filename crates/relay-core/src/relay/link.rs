@@ -77,6 +77,8 @@ pub(super) struct LessonPlan {
 /// Rates assumed for layers not measured yet (the teacher just started): the usual
 /// 150/500/1500 kbit/s ladder, so nothing is mistaken for free.
 const ASSUMED_BPS: [u64; 3] = [200_000, 600_000, 1_700_000];
+/// How long a newly arriving layer counts at no less than [`ASSUMED_BPS`].
+const LAYER_SETTLE: Duration = Duration::from_secs(3);
 /// Opus voice plus overhead, until measured.
 const ASSUMED_AUDIO_BPS: u64 = 60_000;
 
@@ -92,6 +94,17 @@ impl LessonPlan {
                 .iter()
                 .map(|&i| t.layers[i].meter.wire_bps(now, idle))
                 .collect();
+            // A layer that just started (a browser turns its top layer on as its
+            // own estimate grows) has not shown its real rate yet: until it has
+            // flowed for LAYER_SETTLE, count it at no less than the usual ladder.
+            if t.kind == Kind::Video && !rates.contains(&0) {
+                let n = rates.len();
+                for (k, &i) in ranked.iter().enumerate() {
+                    if t.layers[i].meter.flowing_for(now) < LAYER_SETTLE {
+                        rates[k] = rates[k].max(ASSUMED_BPS[(3 - n.min(3)) + k.min(2)]);
+                    }
+                }
+            }
             if rates.contains(&0) {
                 let n = rates.len();
                 rates = if t.kind == Kind::Audio {

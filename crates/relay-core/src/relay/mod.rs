@@ -10,6 +10,7 @@ use crate::codec::{self, Codec};
 use crate::ids::{Mid, PeerId, Rid};
 use crate::layers::{Layer, LayerPref, RateMeter};
 use crate::rewrite::{Rewriter, SourcePacket};
+use crate::warm::WarmTable;
 
 mod link;
 use link::{adapt_subscriber, LessonPlan, LinkState};
@@ -257,6 +258,7 @@ struct Subscriber {
     slots: Vec<Slot>,
     sent: RateMeter,
     link: LinkState,
+    joined: Instant,
 }
 
 #[derive(Debug, Default)]
@@ -323,6 +325,7 @@ pub struct Relay {
     out: VecDeque<Output>,
     next_tick: Instant,
     totals: Totals,
+    warm: WarmTable,
 }
 
 impl Relay {
@@ -336,7 +339,17 @@ impl Relay {
             out: VecDeque::new(),
             next_tick,
             totals: Totals::default(),
+            warm: WarmTable::default(),
         }
+    }
+
+    /// What school links sustained so far (for warm starts; persist it).
+    pub fn warm(&self) -> &WarmTable {
+        &self.warm
+    }
+
+    pub fn warm_mut(&mut self) -> &mut WarmTable {
+        &mut self.warm
     }
 
     /// Feed one input. Then drain [`Relay::poll_output`].
@@ -363,6 +376,10 @@ impl Relay {
             Input::LinkEstimate { now, peer, bps } => {
                 if let Some(s) = self.subscriber_mut(peer) {
                     let first = s.link.estimate.replace(bps).is_none();
+                    if now.saturating_duration_since(s.joined) >= crate::warm::RAMP {
+                        let school = s.school.clone();
+                        self.warm.observe(&school, bps);
+                    }
                     // The first estimate decides the starting layers before any
                     // video is forwarded by preference alone.
                     if first {
@@ -527,6 +544,7 @@ impl Relay {
             slots,
             sent: RateMeter::default(),
             link: LinkState::default(),
+            joined: now,
         });
         self.choose_layers(now);
     }

@@ -1,0 +1,86 @@
+//! Warm start: what each school's link sustained in past lessons, so that its next
+//! lesson starts near there instead of ramping up from a low default.
+//!
+//! Only estimates from classrooms past their first [`RAMP`] count (the estimator's
+//! start-up ramp says nothing of the link), smoothed so that one probe spike or one
+//! bad minute does not decide the next lesson. A school never seen starts at the
+//! configured default and probes up.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Estimates from the first seconds of a classroom are not remembered.
+pub const RAMP: Duration = Duration::from_secs(10);
+/// Weight of a new estimate in the remembered value.
+const ALPHA: f64 = 0.05;
+/// A warm start begins this far below what was remembered: links vary from day to
+/// day and starting too high costs a freeze, starting a bit low only a few seconds.
+pub const START_FRACTION: f64 = 0.8;
+
+/// Remembered sustained estimate per school (bit/s per classroom).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct WarmTable {
+    schools: BTreeMap<String, u64>,
+    changed: bool,
+}
+
+impl WarmTable {
+    pub fn from_entries(entries: impl IntoIterator<Item = (String, u64)>) -> WarmTable {
+        WarmTable {
+            schools: entries.into_iter().collect(),
+            changed: false,
+        }
+    }
+
+    /// Fold in one estimate towards a classroom of `school` (already past the ramp).
+    pub fn observe(&mut self, school: &str, bps: u64) {
+        let v = match self.schools.get(school) {
+            Some(&old) => (old as f64 * (1.0 - ALPHA) + bps as f64 * ALPHA) as u64,
+            None => bps,
+        };
+        self.schools.insert(school.to_string(), v);
+        self.changed = true;
+    }
+
+    /// Where a new classroom of `school` should start, if the school is known.
+    pub fn start_for(&self, school: &str) -> Option<u64> {
+        self.schools
+            .get(school)
+            .map(|&b| (b as f64 * START_FRACTION) as u64)
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.schools.iter().map(|(k, v)| (k.as_str(), *v))
+    }
+
+    /// Whether something changed since the last call (for saving).
+    pub fn take_changed(&mut self) -> bool {
+        std::mem::take(&mut self.changed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_smoothly_and_starts_below() {
+        let mut w = WarmTable::default();
+        assert_eq!(w.start_for("a"), None);
+        w.observe("a", 2_000_000);
+        assert_eq!(w.start_for("a"), Some(1_600_000));
+        // One spike moves it a little only.
+        w.observe("a", 10_000_000);
+        let v = w.entries().next().unwrap().1;
+        assert!(v > 2_000_000 && v < 2_500_000, "{v}");
+        // A sustained change wins in the end.
+        for _ in 0..200 {
+            w.observe("a", 700_000);
+        }
+        assert!(w.start_for("a").unwrap() < 600_000);
+        assert!(w.take_changed());
+        assert!(!w.take_changed());
+        let again = WarmTable::from_entries(w.entries().map(|(k, v)| (k.to_string(), v)));
+        assert_eq!(again.start_for("a"), w.start_for("a"));
+    }
+}

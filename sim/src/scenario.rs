@@ -72,6 +72,26 @@ pub fn burst_loss(duration: Duration) -> Scenario {
     }
 }
 
+/// 1.5 Mbit/s with 1 % independent random loss (the audio goal's condition).
+pub fn random_loss(duration: Duration) -> Scenario {
+    Scenario {
+        name: "random-loss-1%",
+        schools: vec![school(
+            "random-loss",
+            1,
+            vec![(
+                secs(0),
+                LinkShape {
+                    delay: Duration::from_millis(30),
+                    loss: Loss::Random(0.01),
+                    ..LinkShape::new(1500)
+                },
+            )],
+        )],
+        duration,
+    }
+}
+
 /// Satellite-like: 2 Mbit/s, 600 ms RTT, 30 ms jitter.
 pub fn satellite(duration: Duration) -> Scenario {
     Scenario {
@@ -127,6 +147,7 @@ pub fn all() -> Vec<Scenario> {
     vec![
         variable_capacity(1),
         burst_loss(secs(60)),
+        random_loss(secs(60)),
         satellite(secs(60)),
         shared_link(secs(60)),
         collapse(1),

@@ -5,3 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo test --workspace --locked
+# Micro-benchmarks run once each as a smoke check, so they cannot rot.
+cargo test -p relay-core --bench forward --locked

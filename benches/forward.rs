@@ -42,6 +42,8 @@ struct Lesson {
 impl Lesson {
     /// A teacher (3-layer VP8) and `n` classrooms at fixed layers (adaptation off).
     fn new(n: u64) -> Lesson {
+        // The bench is the core's outside world: it provides the clock.
+        #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let cfg = RelayConfig {
             adapt: AdaptConfig {

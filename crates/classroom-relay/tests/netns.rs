@@ -22,16 +22,7 @@ fn browser_in_a_namespace_through_a_wildcard_relay() {
         }
     };
     common::ensure_browser_deps();
-    let relay = common::start_serve(&[
-        "--http",
-        "0.0.0.0:0",
-        "--udp",
-        "0.0.0.0:0",
-        "--advertise",
-        "127.0.0.1",
-        "--advertise",
-        &ns.host_addr,
-    ]);
+    let relay = common::start_wildcard(&ns.host_addr, &[]);
     let port = relay.base.rsplit(':').next().unwrap();
     let base = format!("http://{}:{port}", ns.host_addr);
     let teacher = common::token("demo", "teacher", None, &[]);

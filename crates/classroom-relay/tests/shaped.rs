@@ -25,18 +25,7 @@ fn limited_classroom_gets_a_lower_layer_and_keeps_playing() {
     let state = std::env::temp_dir().join(format!("{}-state.json", ns.name));
     let _ = std::fs::remove_file(&state);
     let state_arg = state.display().to_string();
-    let relay = common::start_serve(&[
-        "--state",
-        &state_arg,
-        "--http",
-        "0.0.0.0:0",
-        "--udp",
-        "0.0.0.0:0",
-        "--advertise",
-        "127.0.0.1",
-        "--advertise",
-        &ns.host_addr,
-    ]);
+    let relay = common::start_wildcard(&ns.host_addr, &["--state", &state_arg]);
     let port = relay.base.rsplit(':').next().unwrap();
     let full_base = format!("http://127.0.0.1:{port}");
     let limited_base = format!("http://{}:{port}", ns.host_addr);

@@ -62,6 +62,23 @@ pub fn start_serve(args: &[&str]) -> RelayProc {
     }
 }
 
+/// Start `serve` on all interfaces, advertising loopback and `test_host` (the
+/// host's address towards a test network namespace), plus `extra` arguments.
+pub fn start_wildcard(test_host: &str, extra: &[&str]) -> RelayProc {
+    let mut args = vec![
+        "--http",
+        "0.0.0.0:0",
+        "--udp",
+        "0.0.0.0:0",
+        "--advertise",
+        "127.0.0.1",
+        "--advertise",
+        test_host,
+    ];
+    args.extend_from_slice(extra);
+    start_serve(&args)
+}
+
 /// `classroom-relay token ...`, last line of stdout.
 pub fn token(lesson: &str, role: &str, school: Option<&str>, extra: &[&str]) -> String {
     let mut c = Command::new(bin());

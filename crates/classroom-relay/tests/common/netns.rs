@@ -22,15 +22,20 @@ impl Drop for Netns {
 }
 
 pub fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
+    run("ip", args)
+}
+
+/// Run `program ARGS`; its stderr is the error when it fails.
+fn run(program: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| format!("ip: {e}"))?;
+        .map_err(|e| format!("{program}: {e}"))?;
     if out.status.success() {
         Ok(())
     } else {
         Err(format!(
-            "ip {}: {}",
+            "{program} {}: {}",
             args.join(" "),
             String::from_utf8_lossy(&out.stderr).trim()
         ))
@@ -68,20 +73,24 @@ impl Netns {
     /// bucket whose queue holds about `queue_ms` of traffic (what a thin school
     /// link's modem does).
     pub fn limit_towards(&self, kbit: u32, queue_ms: u32) -> Result<(), String> {
-        let out = Command::new("tc")
-            .args(["qdisc", "add", "dev", &self.host_dev, "root", "tbf"])
-            .args(["rate", &format!("{kbit}kbit"), "burst", "8kb"])
-            .args(["latency", &format!("{queue_ms}ms")])
-            .output()
-            .map_err(|e| format!("tc: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "tc: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
+        let (rate, latency) = (format!("{kbit}kbit"), format!("{queue_ms}ms"));
+        run(
+            "tc",
+            &[
+                "qdisc",
+                "add",
+                "dev",
+                &self.host_dev,
+                "root",
+                "tbf",
+                "rate",
+                &rate,
+                "burst",
+                "8kb",
+                "latency",
+                &latency,
+            ],
+        )
     }
 
     /// A script that runs `program` inside the namespace with the arguments given.

@@ -43,7 +43,6 @@ pub(super) struct ProbeState {
     every: Duration,
     /// The estimate when the last re-probe was asked for.
     from: u64,
-    pub(super) count: u64,
 }
 
 const PROBE_MIN_EVERY: Duration = Duration::from_secs(3);
@@ -308,7 +307,6 @@ pub(super) fn adapt_subscriber(
             };
             p.from = estimate;
             p.next_at = Some(now + p.every);
-            p.count += 1;
             out.push_back(Output::BweReprobe {
                 peer: s.peer,
                 from_bps: estimate,

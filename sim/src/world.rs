@@ -79,7 +79,22 @@ impl LinkShape {
             )
             .seed(seed)
     }
+
+    /// The link while ICE and DTLS connect: a short fixed delay only. DTLS
+    /// retransmission timers carry random jitter that no seed reaches, so a
+    /// handshake that lost a packet or outlasted a timer (satellite round trips do)
+    /// would make two runs of one seed differ. The lesson, not the handshake, is
+    /// what the simulator measures; first-frame times therefore leave the
+    /// handshake's extra round trips out.
+    fn netem_connecting(&self, seed: u64) -> NetemConfig {
+        NetemConfig::new()
+            .latency(self.delay.min(CONNECT_DELAY))
+            .seed(seed)
+    }
 }
+
+/// Longest one-way delay while connecting (see [`LinkShape::netem_connecting`]).
+const CONNECT_DELAY: Duration = Duration::from_millis(20);
 
 /// A packet in flight.
 #[derive(Debug, Clone)]
@@ -89,9 +104,25 @@ struct Pkt {
     data: Vec<u8>,
 }
 
-impl AsRef<[u8]> for Pkt {
-    fn as_ref(&self) -> &[u8] {
-        &self.data
+/// DTLS records count as this many bytes on a rate-limited link. Their real sizes
+/// vary by a byte or two from run to run (ECDSA signatures are random), which would
+/// shift every later event by microseconds and make two runs of one seed differ.
+const DTLS_WIRE_BYTES: usize = 1200;
+
+/// RTCP counts in whole blocks of this size, for the same reason: its reports list
+/// streams in str0m's hash order, so a feedback packet's size can differ by a few
+/// bytes between runs.
+const RTCP_WIRE_BLOCK: usize = 128;
+
+impl str0m_netem::WithLen for Pkt {
+    fn len(&self) -> usize {
+        let n = self.data.len();
+        match stream_key(&self.data).0 {
+            1 => n.div_ceil(RTCP_WIRE_BLOCK) * RTCP_WIRE_BLOCK,
+            // RFC 7983: a first byte of 20..=63 is DTLS.
+            _ if matches!(self.data.first(), Some(20..=63)) => DTLS_WIRE_BYTES.max(n),
+            _ => n,
+        }
     }
 }
 
@@ -100,20 +131,33 @@ struct Pipe {
     netem: Netem<Pkt>,
     seed: u64,
     shape: LinkShape,
+    connecting: bool,
 }
 
 impl Pipe {
+    /// A link that starts connecting: see [`LinkShape::netem_connecting`].
     fn new(shape: LinkShape, seed: u64) -> Pipe {
         Pipe {
-            netem: Netem::new(shape.netem(seed)),
+            netem: Netem::new(shape.netem_connecting(seed)),
             seed,
             shape,
+            connecting: true,
         }
     }
 
     fn reshape(&mut self, shape: LinkShape) {
         self.shape = shape;
-        self.netem.set_config(shape.netem(self.seed));
+        if !self.connecting {
+            self.netem.set_config(shape.netem(self.seed));
+        }
+    }
+
+    /// The peers behind it connected: the link takes its full shape.
+    fn connected(&mut self) {
+        if self.connecting {
+            self.connecting = false;
+            self.netem.set_config(self.shape.netem(self.seed));
+        }
     }
 }
 
@@ -176,6 +220,7 @@ impl World {
         warm: WarmTable,
     ) -> World {
         relay_webrtc::init_crypto();
+        fastrand::seed(seed);
         let t0 = Instant::now();
         let relay_addr = addr(0, 1, 5000);
         let mut edge = Edge::new(t0, cfg, Codecs { h264: false }, vec![relay_addr]);
@@ -311,6 +356,22 @@ impl World {
                 s.next_change += 1;
             }
         }
+        if self.teacher.connected {
+            self.teacher_up.connected();
+            self.teacher_down.connected();
+        }
+        for (si, s) in self.schools.iter_mut().enumerate() {
+            if s.down.connecting
+                && self
+                    .classes
+                    .iter()
+                    .filter(|c| c.school == si)
+                    .all(|c| c.connected_at.is_some())
+            {
+                s.down.connected();
+                s.up.connected();
+            }
+        }
         // Links deliver what is due.
         let mut arrivals: Vec<Pkt> = vec![];
         for p in [&mut self.teacher_up, &mut self.teacher_down] {
@@ -359,12 +420,16 @@ impl World {
             c.step(now);
         }
         // What everyone sends goes onto the links.
+        let mut out = vec![];
         while let Some(d) = self.edge.poll_datagram() {
-            let pkt = Pkt {
+            out.push(Pkt {
                 from: d.source,
                 to: d.destination,
                 data: d.contents,
-            };
+            });
+        }
+        canonical_order(&mut out);
+        for pkt in out {
             if pkt.to == self.teacher.peer.addr {
                 self.teacher_down
                     .netem
@@ -375,6 +440,7 @@ impl World {
                 s.down.netem.handle_input(NInput::Packet(now, pkt));
             }
         }
+        canonical_order_outbox(&mut self.teacher.peer.outbox);
         for (to, data) in self.teacher.peer.outbox.drain(..) {
             let from = self.teacher.peer.addr;
             self.teacher_up
@@ -383,12 +449,40 @@ impl World {
         }
         for c in &mut self.classes {
             let s = &mut self.schools[c.school];
+            canonical_order_outbox(&mut c.peer.outbox);
             for (to, data) in c.peer.outbox.drain(..) {
                 let from = c.peer.addr;
                 s.up.netem
                     .handle_input(NInput::Packet(now, Pkt { from, to, data }));
             }
         }
+    }
+}
+
+/// str0m keeps its streams in `HashMap`s with per-process random hashing, so the
+/// order in which one peer's packets of one instant come out differs from run to
+/// run. Sorting each batch by destination and stream (stably, so each stream keeps
+/// its own order) makes the links see the same sequence on every run.
+fn canonical_order(v: &mut [Pkt]) {
+    v.sort_by_key(|p| (p.to, stream_key(&p.data)));
+}
+
+fn canonical_order_outbox(v: &mut [(SocketAddr, Vec<u8>)]) {
+    v.sort_by_key(|(to, data)| (*to, stream_key(data)));
+}
+
+/// (0 for RTP, 1 for RTCP, 2 for anything else; the RTP SSRC) of a datagram.
+fn stream_key(d: &[u8]) -> (u8, u32) {
+    let ssrc = |at: usize| {
+        d.get(at..at + 4)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    match (d.first(), d.get(1)) {
+        // RFC 5761: second byte 192..=223 is an RTCP packet type.
+        // Its sender SSRC is whichever stream str0m's hash map yields first.
+        (Some(128..=191), Some(192..=223)) => (1, 0),
+        (Some(128..=191), Some(_)) => (0, ssrc(8)),
+        _ => (2, 0),
     }
 }
 

@@ -2,7 +2,7 @@
 //! producing datagrams to send. The tokio driver (`driver.rs`) only moves bytes and
 //! reads the clock, so this part can also run on a virtual clock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -87,7 +87,9 @@ pub struct Edge {
     relay: Relay,
     codecs: Codecs,
     locals: Vec<SocketAddr>,
-    peers: HashMap<PeerId, Peer>,
+    /// Ordered, so that timers fire in the same order on every run (the
+    /// simulator's same-seed-same-result rests on it).
+    peers: BTreeMap<PeerId, Peer>,
     by_remote: HashMap<(SocketAddr, SocketAddr), PeerId>,
     lesson_publisher: HashMap<String, (PeerId, String)>,
     next_id: u64,
@@ -110,7 +112,7 @@ impl Edge {
             relay: Relay::new(cfg, now),
             codecs,
             locals,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             by_remote: HashMap::new(),
             lesson_publisher: HashMap::new(),
             next_id: 1,

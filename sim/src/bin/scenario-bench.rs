@@ -1,7 +1,7 @@
 //! Runs every link-adaptation scenario through the real relay code on a virtual
 //! clock and prints one row per scenario (see benches/README.md).
 //!
-//! usage: scenario-bench [--seed N]
+//! usage: scenario-bench [--seed N] [--only NAME]
 
 use std::time::{Duration, Instant};
 
@@ -14,11 +14,13 @@ fn ms(d: Option<Duration>) -> String {
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut seed = 1u64;
+    let mut only: Option<String> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--seed" => seed = args.next().and_then(|s| s.parse().ok()).expect("--seed N"),
+            "--only" => only = Some(args.next().expect("--only NAME")),
             "-h" | "--help" => {
-                println!("usage: scenario-bench [--seed N]\nRuns the link-adaptation scenarios on a virtual clock and prints their figures.");
+                println!("usage: scenario-bench [--seed N] [--only NAME]\nRuns the link-adaptation scenarios on a virtual clock and prints their figures.");
                 return;
             }
             other => {
@@ -30,6 +32,9 @@ fn main() {
     println!("| scenario | drop → send fits | freezes (total ms) | audio lost / received | rise → 85 % | utilization | switches | wall time |");
     println!("|---|---|---|---|---|---|---|---|");
     for sc in scenario::all() {
+        if only.as_deref().is_some_and(|o| o != sc.name) {
+            continue;
+        }
         let name = sc.name;
         let secs = sc.duration.as_secs();
         eprintln!("running {name} ({secs} s of lesson)...");

@@ -1,7 +1,7 @@
 //! The relay state machine: lessons, their teacher (publisher) and classrooms
 //! (subscribers), and what to forward where.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -320,7 +320,7 @@ pub struct LessonStats {
 #[derive(Debug)]
 pub struct Relay {
     cfg: RelayConfig,
-    lessons: HashMap<String, Lesson>,
+    lessons: BTreeMap<String, Lesson>,
     peer_lesson: HashMap<PeerId, String>,
     out: VecDeque<Output>,
     next_tick: Instant,
@@ -334,7 +334,7 @@ impl Relay {
         let next_tick = now + cfg.tick;
         Relay {
             cfg,
-            lessons: HashMap::new(),
+            lessons: BTreeMap::new(),
             peer_lesson: HashMap::new(),
             out: VecDeque::new(),
             next_tick,

@@ -5,8 +5,13 @@
 //! - [`peer`]: the teacher (Opus + 3-layer VP8 simulcast) and classrooms.
 //! - [`metrics`]: freezes, layers, audio loss, and how sending followed capacity.
 //! - [`scenario`]: the link-adaptation scenarios and their figures.
+//! - [`population`]: the documented school links and the assumed access kinds.
+//! - [`replay`]: replay mode, lesson by lesson; [`report`]: its outputs.
 
 pub mod metrics;
 pub mod peer;
+pub mod population;
+pub mod replay;
+pub mod report;
 pub mod scenario;
 pub mod world;

@@ -26,6 +26,13 @@ struct Frame {
 /// packets from the start to the marker), in order, each following the previous
 /// shown one without a hole, or a keyframe.
 pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
+    rendered_with_delay(video, Duration::ZERO)
+}
+
+/// As [`rendered`], for a receiver that plays each frame `delay` after its first
+/// packet arrived (or when it completes, if later): a jitter buffer that has grown
+/// to cover a retransmission round trip shows repaired frames on time.
+pub fn rendered_with_delay(video: &[VideoRx], delay: Duration) -> Vec<(Instant, u8)> {
     let mut by_seq: BTreeMap<u64, VideoRx> = BTreeMap::new();
     for v in video {
         // A retransmission may arrive twice; the first arrival counts.
@@ -42,7 +49,7 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
                 first_seq: seq,
                 last_seq: seq,
                 key: v.key,
-                complete_at: v.at,
+                complete_at: v.at + delay,
                 layer: v.layer,
             });
         } else if let Some(f) = cur.as_mut() {

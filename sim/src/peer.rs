@@ -111,6 +111,9 @@ pub struct Teacher {
     /// Audio packets sent (their extended sequence numbers start at `seq[3]`).
     pub audio_sent: u64,
     pub keyframes_sent: u64,
+    /// Simulcast layers sent, lowest first: a browser drops its top layers when its
+    /// own uplink cannot carry them.
+    pub layers: usize,
 }
 
 impl Teacher {
@@ -139,6 +142,7 @@ impl Teacher {
             next_frame: now,
             audio_sent: 0,
             keyframes_sent: 0,
+            layers: RIDS.len(),
         };
         (t, offer, pending)
     }
@@ -191,7 +195,7 @@ impl Teacher {
             wrote = true;
         }
         while self.next_frame <= now {
-            for (i, rid) in RIDS.iter().enumerate() {
+            for (i, rid) in RIDS.iter().enumerate().take(self.layers) {
                 self.pid[i] = (self.pid[i] + 1) % 0x8000;
                 self.ts[i] = self.ts[i].wrapping_add(90_000 / FPS as u32);
                 let key = std::mem::take(&mut self.key_wanted[i]);
@@ -260,6 +264,8 @@ pub struct Classroom {
     pub connected_at: Option<Instant>,
     pub audio: BTreeSet<u64>,
     pub audio_at: Vec<Instant>,
+    /// Every audio packet as it arrived: (sequence number, time).
+    pub audio_rx: Vec<(u64, Instant)>,
     pub video: Vec<VideoRx>,
     decoder: DecoderState,
     /// Keyframe requests (PLI) this classroom sent.
@@ -276,10 +282,12 @@ struct DecoderState {
     missing: std::collections::BTreeMap<u64, Instant>,
     need_key: bool,
     last_pli: Option<Instant>,
+    /// How long a hole may wait for a retransmission before the picture is broken.
+    repair_wait: Duration,
 }
 
-/// How long a hole may wait for a retransmission before the picture is broken.
-const REPAIR_WAIT: Duration = Duration::from_millis(300);
+/// The shortest wait for a retransmission (on short round trips).
+pub const REPAIR_WAIT: Duration = Duration::from_millis(300);
 const PLI_EVERY: Duration = Duration::from_millis(500);
 
 impl DecoderState {
@@ -314,7 +322,7 @@ impl DecoderState {
             .missing
             .values()
             .next()
-            .is_some_and(|&t| now.saturating_duration_since(t) > REPAIR_WAIT)
+            .is_some_and(|&t| now.saturating_duration_since(t) > self.repair_wait.max(REPAIR_WAIT))
         {
             self.need_key = true;
             self.missing.clear();
@@ -349,11 +357,19 @@ impl Classroom {
             connected_at: None,
             audio: BTreeSet::new(),
             audio_at: vec![],
+            audio_rx: vec![],
             video: vec![],
             decoder: DecoderState::default(),
             plis: 0,
         };
         (c, offer, pending)
+    }
+
+    /// A receiver on a link with this round trip waits that long (and a little)
+    /// for a retransmission before it gives the picture up, as a browser's video
+    /// jitter buffer does once it sees NACKs.
+    pub fn set_round_trip(&mut self, rtt: Duration) {
+        self.decoder.repair_wait = rtt + Duration::from_millis(150);
     }
 
     pub fn step(&mut self, now: Instant) {
@@ -370,6 +386,7 @@ impl Classroom {
                     if mid == Some(self.amid) {
                         self.audio.insert(*p.seq_no);
                         self.audio_at.push(now);
+                        self.audio_rx.push((*p.seq_no, now));
                     } else if p.payload.len() >= 5 {
                         let b = &p.payload;
                         let first = b[0] & 0x10 != 0;

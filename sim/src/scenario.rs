@@ -24,6 +24,7 @@ fn school(name: &str, classrooms: usize, down: Vec<(Duration, LinkShape)>) -> Sc
         name: name.into(),
         down,
         classrooms,
+        up: None,
     }
 }
 

@@ -168,6 +168,8 @@ pub struct SchoolSpec {
     pub down: Vec<(Duration, LinkShape)>,
     /// Classrooms (devices) behind this link.
     pub classrooms: usize,
+    /// The uplink (school to relay); by default 10 Mbit/s with the downlink's delay.
+    pub up: Option<LinkShape>,
 }
 
 struct School {
@@ -219,6 +221,24 @@ impl World {
         seed: u64,
         warm: WarmTable,
     ) -> World {
+        let fat = LinkShape {
+            delay: Duration::from_millis(5),
+            ..LinkShape::new(50_000)
+        };
+        World::build(cfg, schools, seed, warm, fat)
+    }
+
+    /// As [`World::with_warm`], with the teacher behind `hub_up` (the hub school's
+    /// uplink; its downlink carries only feedback and stays fat). The teacher sends
+    /// the simulcast layers that fit 85 % of that uplink, as a browser's own
+    /// estimate would let it.
+    pub fn build(
+        cfg: RelayConfig,
+        schools: Vec<SchoolSpec>,
+        seed: u64,
+        warm: WarmTable,
+        hub_up: LinkShape,
+    ) -> World {
         relay_webrtc::init_crypto();
         fastrand::seed(seed);
         let t0 = Instant::now();
@@ -230,6 +250,7 @@ impl World {
             .publish(t0, "lesson", "teacher", &offer)
             .expect("relay accepts the teacher");
         teacher.peer.accept(pending, &s.answer);
+        teacher.layers = layers_fitting(hub_up.kbps * 1000);
         let fat = LinkShape {
             delay: Duration::from_millis(5),
             ..LinkShape::new(50_000)
@@ -240,7 +261,7 @@ impl World {
             edge,
             relay_addr,
             teacher,
-            teacher_up: Pipe::new(fat, seed ^ 0x51),
+            teacher_up: Pipe::new(hub_up, seed ^ 0x51),
             teacher_down: Pipe::new(fat, seed ^ 0x52),
             classes: vec![],
             schools: vec![],
@@ -249,11 +270,11 @@ impl World {
         };
         for (si, spec) in schools.into_iter().enumerate() {
             let first = spec.down[0].1;
-            let up = LinkShape {
+            let up = spec.up.unwrap_or(LinkShape {
                 kbps: 10_000,
                 loss: Loss::None,
                 ..first
-            };
+            });
             w.schools.push(School {
                 name: spec.name.clone(),
                 down: Pipe::new(first, seed.wrapping_mul(31).wrapping_add(si as u64 * 2)),
@@ -265,7 +286,8 @@ impl World {
             });
             for k in 0..spec.classrooms {
                 let a = addr(2 + si as u8, 1 + k as u8, 6000);
-                let (c, offer, pending) = Classroom::new(t0, a, si);
+                let (mut c, offer, pending) = Classroom::new(t0, a, si);
+                c.set_round_trip(first.delay + up.delay + hub_up.delay + fat.delay);
                 w.by_addr.insert(a, w.classes.len());
                 w.classes.push(c);
                 let s = w
@@ -484,6 +506,22 @@ fn stream_key(d: &[u8]) -> (u8, u32) {
         (Some(128..=191), Some(_)) => (0, ssrc(8)),
         _ => (2, 0),
     }
+}
+
+/// How many simulcast layers (lowest first) a teacher sends on an uplink of `bps`.
+pub fn layers_fitting(bps: u64) -> usize {
+    let room = bps * 85 / 100;
+    let audio = 40_000;
+    let mut sum = audio;
+    let mut n = 0;
+    for l in crate::peer::LAYER_BPS {
+        sum += l * 110 / 100;
+        if sum > room {
+            break;
+        }
+        n += 1;
+    }
+    n.max(1)
 }
 
 fn drain_pipe(p: &mut Pipe, now: Instant, out: &mut Vec<Pkt>) {

@@ -142,6 +142,7 @@ fn warm_start_reaches_the_top_layer_sooner() {
                 },
             )],
             classrooms: 1,
+            up: None,
         };
         let mut w = World::with_warm(RelayConfig::default(), vec![school], 7, warm);
         w.run_until(Duration::from_secs(15));

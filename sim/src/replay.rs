@@ -1,0 +1,400 @@
+//! Replay mode: every planned lesson through the real relay code on a virtual
+//! clock, and what each school got out of it.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use relay_core::{RelayConfig, WarmTable};
+use serde::Serialize;
+
+use crate::metrics::{rendered, rendered_with_delay, FREEZE};
+use crate::peer::{Classroom, LAYER_BPS};
+use crate::population::{Draw, Link, PlannedLesson};
+use crate::world::{LinkShape, Loss, SchoolSpec, World};
+
+/// Layer names, lowest first.
+pub const LAYER_NAMES: [&str; 3] = ["180p", "360p", "720p"];
+/// A gap in the picture longer than this is the relay pausing video (audio only),
+/// not a freeze.
+pub const PAUSE: Duration = Duration::from_secs(2);
+/// How long the receiver's jitter buffer remembers delay (see `concealed_pct`).
+pub const JITTER_MEMORY: Duration = Duration::from_secs(1);
+/// Extra delay the jitter buffer holds beyond the worst recent packet.
+pub const JITTER_MARGIN: Duration = Duration::from_millis(40);
+/// The relay's bottleneck queue in the emulated links.
+const QUEUE: Duration = Duration::from_millis(300);
+
+/// Fraction of the lesson spent at each layer, and with voice only.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct LayerShare {
+    #[serde(rename = "720p")]
+    pub p720: f64,
+    #[serde(rename = "360p")]
+    pub p360: f64,
+    #[serde(rename = "180p")]
+    pub p180: f64,
+    pub audio_only: f64,
+}
+
+impl LayerShare {
+    fn by_layer(&mut self, l: usize) -> &mut f64 {
+        match l {
+            0 => &mut self.p180,
+            1 => &mut self.p360,
+            _ => &mut self.p720,
+        }
+    }
+    /// The most watched of 720p, 360p, 180p, audio only.
+    pub fn main(&self) -> &'static str {
+        let v = [
+            (self.p720, "720p"),
+            (self.p360, "360p"),
+            (self.p180, "180p"),
+            (self.audio_only, "audio_only"),
+        ];
+        v.iter()
+            .fold((-1.0, "audio_only"), |a, b| if b.0 > a.0 { *b } else { a })
+            .1
+    }
+}
+
+/// What one school got from its lesson.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SchoolResult {
+    pub id: String,
+    pub region: String,
+    pub hub: String,
+    pub access: String,
+    pub down_kbps: u64,
+    pub up_kbps: u64,
+    pub rtt_ms: u64,
+    pub loss_pct: f64,
+    pub bin: String,
+    pub layer_share: LayerShare,
+    pub freeze_count: usize,
+    pub freeze_ms: u64,
+    pub audio_concealed_pct: f64,
+    pub mean_kbps: u64,
+    pub first_frame_ms: Option<u64>,
+    pub verdict: String,
+}
+
+/// One school's lesson over time, for the timeline plot.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Timeline {
+    pub school: String,
+    /// Per second: (time s, capacity kbps, relay estimate kbps, layer shown or -1).
+    pub points: Vec<(u64, u64, u64, i8)>,
+    /// (start s, length ms) of each freeze.
+    pub freezes: Vec<(f64, u64)>,
+}
+
+/// The down rate a layer needs, with audio, overhead and the relay's headroom.
+pub fn needs_kbps(layer: usize) -> u64 {
+    let bps = LAYER_BPS[layer] * 110 / 100 + 40_000;
+    bps * 100 / 85 / 1000
+}
+
+fn mbit(kbps: u64) -> String {
+    let m = kbps as f64 / 1000.0;
+    if m < 1.0 {
+        format!("{:.1} Mbit/s", m)
+    } else {
+        format!("{:.1} Mbit/s", (m * 2.0).ceil() / 2.0)
+    }
+}
+
+/// An operator's sentence for a school's lesson.
+pub fn verdict(share: &LayerShare, freezes: usize, freeze_ms: u64, concealed: f64) -> String {
+    let mut v = match share.main() {
+        "720p" => "carried the lesson at 720p".to_string(),
+        "360p" => format!(
+            "carried the lesson at 360p; 720p needs about {}",
+            mbit(needs_kbps(2))
+        ),
+        "180p" => format!(
+            "carried the lesson at 180p only; 360p needs about {}",
+            mbit(needs_kbps(1))
+        ),
+        _ => format!(
+            "voice only for {:.0} % of the lesson; video needs about {}",
+            share.audio_only * 100.0,
+            mbit(needs_kbps(0))
+        ),
+    };
+    if concealed >= 5.0 {
+        v = format!("the teacher's voice broke up ({concealed:.1} % concealed); {v}");
+    } else if concealed >= 1.0 {
+        v.push_str(&format!(
+            "; voice mostly clear ({concealed:.1} % concealed)"
+        ));
+    }
+    if freezes > 0 {
+        v.push_str(&format!(
+            "; {freezes} picture freeze{} ({:.1} s in all)",
+            if freezes == 1 { "" } else { "s" },
+            freeze_ms as f64 / 1000.0
+        ));
+    }
+    v
+}
+
+fn shape(l: &Link, kbps: u64) -> LinkShape {
+    LinkShape {
+        kbps,
+        delay: Duration::from_millis(l.rtt_ms / 2),
+        jitter: Duration::from_millis(l.jitter_ms),
+        loss: if l.loss_pct > 0.0 {
+            Loss::Random(l.loss_pct as f32 / 100.0)
+        } else {
+            Loss::None
+        },
+        queue: QUEUE,
+    }
+}
+
+/// The downlink's schedule over a lesson: every so often the rate dips by up to
+/// the kind's variation depth.
+fn schedule(l: &Link, minutes: u64, d: &mut Draw) -> Vec<(Duration, LinkShape)> {
+    let mut out = vec![];
+    let mut t = 0;
+    while t < minutes * 60 {
+        let dip = 1.0 - l.variation.depth * d.unit();
+        out.push((
+            Duration::from_secs(t),
+            shape(l, ((l.down_kbps as f64 * dip) as u64).max(50)),
+        ));
+        t += d.range(l.variation.every_s);
+    }
+    out
+}
+
+/// Share of voice packets lost or too late to play. The receiver's jitter buffer
+/// adapts: it holds as much delay as the worst packet of the last
+/// [`JITTER_MEMORY`] needed, plus [`JITTER_MARGIN`]; a packet later than that
+/// missed its turn and was concealed (like a late packet in WebRTC's NetEq).
+fn concealed_pct(c: &Classroom) -> f64 {
+    let mut rx = c.audio_rx.clone();
+    rx.sort_by_key(|x| x.0);
+    rx.dedup_by_key(|x| x.0);
+    let (Some(first), Some(last)) = (rx.first().map(|x| x.0), rx.last().map(|x| x.0)) else {
+        return 100.0;
+    };
+    let expected = (last - first + 1) as f64;
+    let t0 = rx[0].1;
+    // Delay of each packet against its place in the 20 ms grid (an unknown constant
+    // apart from the true delay, which cancels out).
+    let rel: Vec<(Instant, f64)> = rx
+        .iter()
+        .map(|(s, at)| {
+            let sent = (*s - first) as f64 * 0.020;
+            (
+                *at,
+                at.saturating_duration_since(t0).as_secs_f64() - sent + 10.0,
+            )
+        })
+        .collect();
+    // Arrival order decides what the buffer had learnt when a packet came.
+    let mut by_arrival: Vec<usize> = (0..rel.len()).collect();
+    by_arrival.sort_by_key(|&i| rel[i].0);
+    let mut window: std::collections::VecDeque<(Instant, f64)> = Default::default();
+    let mut on_time = 0usize;
+    for i in by_arrival {
+        let (at, d) = rel[i];
+        while window
+            .front()
+            .is_some_and(|(t, _)| at.duration_since(*t) > JITTER_MEMORY)
+        {
+            window.pop_front();
+        }
+        let holds = window.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
+        if window.is_empty() || d <= holds + JITTER_MARGIN.as_secs_f64() {
+            on_time += 1;
+        }
+        window.push_back((at, d));
+    }
+    (100.0 * (expected - on_time as f64) / expected).max(0.0)
+}
+
+/// Run one lesson; the timeline of school `timeline` if it is in it.
+pub fn run_lesson(
+    l: &PlannedLesson,
+    seed: u64,
+    timeline: Option<&str>,
+) -> (Vec<SchoolResult>, Option<Timeline>) {
+    let mut d = Draw::new(seed);
+    let specs: Vec<SchoolSpec> = l
+        .schools
+        .iter()
+        .map(|s| SchoolSpec {
+            name: s.id.clone(),
+            down: schedule(&s.link, l.minutes, &mut d),
+            classrooms: 1,
+            up: Some(shape(&s.link, s.link.up_kbps)),
+        })
+        .collect();
+    let schedules: Vec<Vec<(Duration, LinkShape)>> = specs.iter().map(|s| s.down.clone()).collect();
+    let hub_up = shape(&l.uplink, l.uplink.up_kbps);
+    let mut w = World::build(
+        RelayConfig::default(),
+        specs,
+        seed,
+        WarmTable::default(),
+        hub_up,
+    );
+    let end = Duration::from_secs(l.minutes * 60);
+    w.run_until(end);
+    let end_at = w.t0 + end;
+    let mut out = vec![];
+    let mut tl = None;
+    for (i, s) in l.schools.iter().enumerate() {
+        let c = &w.classes[i];
+        // The picture plays a round trip behind, so that retransmissions are in
+        // time (see `rendered_with_delay`); first frames are counted without it.
+        let rtt = Duration::from_millis(s.link.rtt_ms + l.uplink.rtt_ms);
+        let frames = rendered_with_delay(&c.video, rtt);
+        let first_frame = rendered(&c.video).first().map(|f| f.0);
+        let start = c.connected_at.unwrap_or(w.t0);
+        let total = end_at
+            .saturating_duration_since(start)
+            .as_secs_f64()
+            .max(1e-3);
+        let mut share = LayerShare::default();
+        let (mut freezes, mut frozen) = (0usize, Duration::ZERO);
+        let mut freeze_at = vec![];
+        let mut prev = (start, None::<u8>);
+        for &(at, layer) in frames.iter().chain([(end_at, 255u8)].iter()) {
+            let gap = at.saturating_duration_since(prev.0);
+            match prev.1 {
+                Some(pl) if gap <= PAUSE => {
+                    *share.by_layer(pl as usize) += gap.as_secs_f64();
+                    if gap > FREEZE && layer != 255 {
+                        freezes += 1;
+                        frozen += gap;
+                        freeze_at.push(((prev.0 - w.t0).as_secs_f64(), gap.as_millis() as u64));
+                    }
+                }
+                _ => share.audio_only += gap.as_secs_f64(),
+            }
+            prev = (at, Some(layer));
+        }
+        for v in [
+            &mut share.p180,
+            &mut share.p360,
+            &mut share.p720,
+            &mut share.audio_only,
+        ] {
+            *v = (*v / total * 1000.0).round() / 1000.0;
+        }
+        let concealed = (concealed_pct(c) * 100.0).round() / 100.0;
+        let delivered: u64 = w.school_bins(i).1.iter().sum();
+        let result = SchoolResult {
+            id: s.id.clone(),
+            region: s.region.clone(),
+            hub: l.hub.clone(),
+            access: s.link.access.clone(),
+            down_kbps: s.link.down_kbps,
+            up_kbps: s.link.up_kbps,
+            rtt_ms: s.link.rtt_ms,
+            loss_pct: s.link.loss_pct,
+            bin: s.link.bin().into(),
+            freeze_count: freezes,
+            freeze_ms: frozen.as_millis() as u64,
+            audio_concealed_pct: concealed,
+            mean_kbps: delivered * 8 / 1000 / end.as_secs().max(1),
+            first_frame_ms: first_frame
+                .map(|t| t.saturating_duration_since(start).as_millis() as u64),
+            verdict: verdict(&share, freezes, frozen.as_millis() as u64, concealed),
+            layer_share: share,
+        };
+        if timeline == Some(s.id.as_str()) {
+            tl = Some(timeline_of(&w, i, &schedules[i], &frames, freeze_at, end));
+        }
+        out.push(result);
+    }
+    (out, tl)
+}
+
+fn timeline_of(
+    w: &World,
+    i: usize,
+    sched: &[(Duration, LinkShape)],
+    frames: &[(Instant, u8)],
+    freezes: Vec<(f64, u64)>,
+    end: Duration,
+) -> Timeline {
+    let mut t = Timeline {
+        school: w.school_name(i).to_string(),
+        freezes,
+        ..Default::default()
+    };
+    let mut fi = 0;
+    let mut layer: i8 = -1;
+    let mut last_frame = None;
+    for s in 0..=end.as_secs() {
+        let at = Duration::from_secs(s);
+        let cap = sched
+            .iter()
+            .rev()
+            .find(|(x, _)| *x <= at)
+            .map_or(0, |x| x.1.kbps);
+        let est = w
+            .trace
+            .iter()
+            .rev()
+            .find(|(x, _)| *x <= at)
+            .and_then(|(_, v)| v.get(i))
+            .map_or(0, |e| e.0 / 1000);
+        while fi < frames.len() && frames[fi].0 - w.t0 <= at {
+            layer = frames[fi].1 as i8;
+            last_frame = Some(frames[fi].0 - w.t0);
+            fi += 1;
+        }
+        let shown = match last_frame {
+            Some(lf) if at - lf <= PAUSE => layer,
+            _ => -1,
+        };
+        t.points.push((s, cap, est, shown));
+    }
+    t
+}
+
+/// Run every lesson on `jobs` threads, in order of the plan; `progress` is called
+/// after each lesson with (done, total).
+pub fn run_all(
+    lessons: &[PlannedLesson],
+    seed: u64,
+    jobs: usize,
+    timeline: Option<&str>,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> (Vec<Vec<SchoolResult>>, Option<Timeline>) {
+    let next = AtomicUsize::new(0);
+    let done = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<Vec<SchoolResult>>>> = Mutex::new(vec![None; lessons.len()]);
+    let tl: Mutex<Option<Timeline>> = Mutex::new(None);
+    std::thread::scope(|s| {
+        for _ in 0..jobs.max(1) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= lessons.len() {
+                    break;
+                }
+                let lesson_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64 + 1);
+                let (r, t) = run_lesson(&lessons[i], lesson_seed, timeline);
+                results.lock().unwrap()[i] = Some(r);
+                if let Some(t) = t {
+                    *tl.lock().unwrap() = Some(t);
+                }
+                progress(done.fetch_add(1, Ordering::Relaxed) + 1, lessons.len());
+            });
+        }
+    });
+    let r = results
+        .into_inner()
+        .unwrap()
+        .into_iter()
+        .map(|x| x.expect("every lesson ran"))
+        .collect();
+    (r, tl.into_inner().unwrap())
+}

@@ -29,31 +29,34 @@ enum Cmd {
     /// Run lessons on a virtual clock: the relay's real core and str0m edge, str0m
     /// teacher and classrooms, emulated school links. Writes report.json,
     /// schools.csv, quality.svg and timeline.svg to --out.
-    Replay {
-        /// national | region:NAME | upgrade[:REGION[:KBPS]] | FILE.json
-        #[arg(long)]
-        scenario: String,
-        /// Replay only this many lessons (hubs), drawn at random with the seed.
-        #[arg(long)]
-        sample: Option<usize>,
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-        #[arg(long, default_value = "sim-out")]
-        out: PathBuf,
-        /// Access kinds (assumptions) to use instead of the embedded
-        /// sim/data/access-kinds.json, e.g. your own measured figures.
-        #[arg(long)]
-        access: Option<PathBuf>,
-        /// Lesson length in minutes instead of the documented 20–25 (short runs).
-        #[arg(long)]
-        minutes: Option<u64>,
-        /// Threads (default: all cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// School whose lesson timeline.svg shows (default: the first thin-link one).
-        #[arg(long)]
-        timeline: Option<String>,
-    },
+    Replay(ReplayArgs),
+}
+
+#[derive(clap::Args)]
+struct ReplayArgs {
+    /// national | region:NAME | upgrade[:REGION[:KBPS]] | FILE.json
+    #[arg(long)]
+    scenario: String,
+    /// Replay only this many lessons (hubs), drawn at random with the seed.
+    #[arg(long)]
+    sample: Option<usize>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long, default_value = "sim-out")]
+    out: PathBuf,
+    /// Access kinds (assumptions) to use instead of the embedded
+    /// sim/data/access-kinds.json, e.g. your own measured figures.
+    #[arg(long)]
+    access: Option<PathBuf>,
+    /// Lesson length in minutes instead of the documented 20–25 (short runs).
+    #[arg(long)]
+    minutes: Option<u64>,
+    /// Threads (default: all cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// School whose lesson timeline.svg shows (default: the first thin-link one).
+    #[arg(long)]
+    timeline: Option<String>,
 }
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
@@ -62,39 +65,9 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    match cli.cmd {
-        Cmd::Replay {
-            scenario,
-            sample,
-            seed,
-            out,
-            access,
-            minutes,
-            jobs,
-            timeline,
-        } => replay(ReplayArgs {
-            scenario,
-            sample,
-            seed,
-            out,
-            access,
-            minutes,
-            jobs,
-            timeline,
-        }),
+    match Cli::parse().cmd {
+        Cmd::Replay(a) => replay(a),
     }
-}
-
-struct ReplayArgs {
-    scenario: String,
-    sample: Option<usize>,
-    seed: u64,
-    out: PathBuf,
-    access: Option<PathBuf>,
-    minutes: Option<u64>,
-    jobs: Option<usize>,
-    timeline: Option<String>,
 }
 
 /// Keep `n` lessons drawn with the seed, in plan order.

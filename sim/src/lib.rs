@@ -8,10 +8,13 @@
 //! - [`population`]: the documented school links and the assumed access kinds.
 //! - [`replay`]: replay mode, lesson by lesson; [`report`]: its outputs.
 
+pub mod link;
+pub mod load;
 pub mod metrics;
 pub mod peer;
 pub mod population;
 pub mod replay;
 pub mod report;
 pub mod scenario;
+pub mod voice;
 pub mod world;

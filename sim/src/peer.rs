@@ -23,8 +23,14 @@ pub const FPS: u64 = 25;
 const MAX_PAYLOAD: usize = 1100;
 /// A keyframe is this many times a delta frame.
 const KEYFRAME_FACTOR: usize = 3;
-/// Opus at 20 ms frames, about 32 kbit/s.
-const OPUS_BYTES: usize = 80;
+/// The teacher's screen (slides): one layer at a few frames per second.
+pub const SCREEN_BPS: u64 = 250_000;
+pub const SCREEN_FPS: u64 = 5;
+/// Stream indexes in the teacher's counters.
+const SCREEN: usize = 3;
+const AUDIO: usize = 4;
+/// The last payload byte of a screen packet (camera packets carry their layer).
+pub const SCREEN_LAYER: u8 = 9;
 
 /// One str0m session with its address and outbox.
 pub struct Peer {
@@ -100,15 +106,20 @@ pub struct Teacher {
     pub peer: Peer,
     pub amid: Mid,
     pub vmid: Mid,
+    /// The screen track, when the teacher shares slides.
+    pub smid: Option<Mid>,
     pts: Option<(str0m::media::Pt, str0m::media::Pt)>,
     pub connected: bool,
-    seq: [u64; 4],
-    ts: [u32; 4],
-    pid: [u16; 3],
-    key_wanted: [bool; 3],
+    /// Per stream (camera layers, screen, then audio): next sequence number and
+    /// timestamp; per video stream its PictureID and whether a keyframe is due.
+    seq: [u64; 5],
+    ts: [u32; 5],
+    pid: [u16; 4],
+    key_wanted: [bool; 4],
     next_audio: Instant,
     next_frame: Instant,
-    /// Audio packets sent (their extended sequence numbers start at `seq[3]`).
+    next_screen: Instant,
+    /// Audio packets sent (their extended sequence numbers start at `seq[AUDIO]`).
     pub audio_sent: u64,
     pub keyframes_sent: u64,
     /// Simulcast layers sent, lowest first: a browser drops its top layers when its
@@ -117,9 +128,10 @@ pub struct Teacher {
 }
 
 impl Teacher {
-    pub fn new(now: Instant, addr: SocketAddr) -> (Teacher, String, SdpPendingOffer) {
+    /// A teacher with a camera and, if `screen`, slides as a second video track.
+    pub fn new(now: Instant, addr: SocketAddr, screen: bool) -> (Teacher, String, SdpPendingOffer) {
         let mut peer = Peer::new(now, addr);
-        let (mut amid, mut vmid) = (Mid::from("a"), Mid::from("v"));
+        let (mut amid, mut vmid, mut smid) = (Mid::from("a"), Mid::from("v"), None);
         let (offer, pending) = peer.offer(|api| {
             amid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
             let mut sim = Simulcast::new();
@@ -127,19 +139,24 @@ impl Teacher {
                 sim.add_send_layer(SimulcastLayer::new(r));
             }
             vmid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
+            if screen {
+                smid = Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+            }
         });
         let t = Teacher {
             peer,
             amid,
             vmid,
+            smid,
             pts: None,
             connected: false,
-            seq: [1000, 20_000, 40_000, 100],
-            ts: [0, 0, 0, 0],
-            pid: [1, 1000, 2000],
-            key_wanted: [true; 3],
+            seq: [1000, 20_000, 40_000, 60_000, 100],
+            ts: [0; 5],
+            pid: [1, 1000, 2000, 3000],
+            key_wanted: [true; 4],
             next_audio: now,
             next_frame: now,
+            next_screen: now,
             audio_sent: 0,
             keyframes_sent: 0,
             layers: RIDS.len(),
@@ -149,7 +166,14 @@ impl Teacher {
 
     /// When the teacher next has media to send.
     pub fn next_media(&self) -> Option<Instant> {
-        self.pts.map(|_| self.next_audio.min(self.next_frame))
+        self.pts.map(|_| {
+            let t = self.next_audio.min(self.next_frame);
+            if self.smid.is_some() {
+                t.min(self.next_screen)
+            } else {
+                t
+            }
+        })
     }
 
     /// Handle events and send what is due at `now`.
@@ -157,6 +181,9 @@ impl Teacher {
         for e in std::mem::take(&mut self.peer.events) {
             match e {
                 Event::Connected => self.connected = true,
+                Event::KeyframeRequest(r) if Some(r.mid) == self.smid => {
+                    self.key_wanted[SCREEN] = true;
+                }
                 Event::KeyframeRequest(r) => {
                     if let Some(i) = RIDS.iter().position(|x| r.rid == Some(Rid::from(*x))) {
                         self.key_wanted[i] = true;
@@ -172,6 +199,7 @@ impl Teacher {
                 self.pts = Some((a, v));
                 self.next_audio = now;
                 self.next_frame = now;
+                self.next_screen = now;
             }
         }
         let Some((opus, vp8)) = self.pts else { return };
@@ -179,50 +207,76 @@ impl Teacher {
         while self.next_audio <= now {
             let mut api = self.peer.rtc.direct_api();
             if let Some(tx) = api.stream_tx_by_mid(self.amid, None) {
-                let w = RtpWrite::new(
-                    opus,
-                    self.seq[3].into(),
-                    self.ts[3],
-                    now,
-                    vec![0xfc; OPUS_BYTES],
-                );
+                let voice = crate::voice::packets();
+                let payload = voice[(self.audio_sent % voice.len() as u64) as usize].clone();
+                let w = RtpWrite::new(opus, self.seq[AUDIO].into(), self.ts[AUDIO], now, payload);
                 tx.write_rtp(w);
             }
-            self.seq[3] += 1;
-            self.ts[3] = self.ts[3].wrapping_add(960);
+            self.seq[AUDIO] += 1;
+            self.ts[AUDIO] = self.ts[AUDIO].wrapping_add(960);
             self.audio_sent += 1;
             self.next_audio += Duration::from_millis(20);
             wrote = true;
         }
         while self.next_frame <= now {
             for (i, rid) in RIDS.iter().enumerate().take(self.layers) {
-                self.pid[i] = (self.pid[i] + 1) % 0x8000;
-                self.ts[i] = self.ts[i].wrapping_add(90_000 / FPS as u32);
-                let key = std::mem::take(&mut self.key_wanted[i]);
-                self.keyframes_sent += u64::from(key);
-                let frame =
-                    (LAYER_BPS[i] / 8 / FPS) as usize * if key { KEYFRAME_FACTOR } else { 1 };
-                let n = frame.div_ceil(MAX_PAYLOAD);
-                for k in 0..n {
-                    let size = frame / n;
-                    let payload = vp8_payload(self.pid[i], k == 0, key, size, i as u8);
-                    let mut api = self.peer.rtc.direct_api();
-                    if let Some(tx) = api.stream_tx_by_mid(self.vmid, Some(Rid::from(*rid))) {
-                        let w = RtpWrite::new(vp8, self.seq[i].into(), self.ts[i], now, payload)
-                            .marker(k == n - 1)
-                            .nackable(true);
-                        tx.write_rtp(w);
-                    }
-                    self.seq[i] += 1;
-                }
+                let rid = Some(Rid::from(*rid));
+                self.send_frame(now, vp8, self.vmid, rid, i, LAYER_BPS[i] / FPS, i as u8);
             }
             self.next_frame += Duration::from_millis(1000 / FPS);
+            wrote = true;
+        }
+        while let Some(smid) = self.smid.filter(|_| self.next_screen <= now) {
+            self.send_frame(
+                now,
+                vp8,
+                smid,
+                None,
+                SCREEN,
+                SCREEN_BPS / SCREEN_FPS,
+                SCREEN_LAYER,
+            );
+            self.next_screen += Duration::from_millis(1000 / SCREEN_FPS);
             wrote = true;
         }
         if wrote {
             // str0m releases written packets when time moves.
             let _ = self.peer.rtc.handle_input(Input::Timeout(now));
             self.peer.drain();
+        }
+    }
+}
+
+impl Teacher {
+    /// One VP8 frame of `bits` (three times that for a keyframe) on stream `i`.
+    #[allow(clippy::too_many_arguments)]
+    fn send_frame(
+        &mut self,
+        now: Instant,
+        vp8: str0m::media::Pt,
+        mid: Mid,
+        rid: Option<Rid>,
+        i: usize,
+        bits: u64,
+        tag: u8,
+    ) {
+        let fps = if i == SCREEN { SCREEN_FPS } else { FPS };
+        self.pid[i] = (self.pid[i] + 1) % 0x8000;
+        self.ts[i] = self.ts[i].wrapping_add(90_000 / fps as u32);
+        let key = std::mem::take(&mut self.key_wanted[i]);
+        self.keyframes_sent += u64::from(key);
+        let frame = (bits / 8) as usize * if key { KEYFRAME_FACTOR } else { 1 };
+        let n = frame.div_ceil(MAX_PAYLOAD);
+        for k in 0..n {
+            let payload = vp8_payload(self.pid[i], k == 0, key, frame / n, tag);
+            let mut api = self.peer.rtc.direct_api();
+            if let Some(tx) = api.stream_tx_by_mid(mid, rid) {
+                let w = RtpWrite::new(vp8, self.seq[i].into(), self.ts[i], now, payload)
+                    .marker(k == n - 1)
+                    .nackable(true);
+                tx.write_rtp(w);
+            }
+            self.seq[i] += 1;
         }
     }
 }
@@ -261,13 +315,17 @@ pub struct Classroom {
     pub peer: Peer,
     pub school: usize,
     pub amid: Mid,
+    /// The m-line that carries the teacher's screen, when the classroom asked for it.
+    pub smid: Option<Mid>,
     pub connected_at: Option<Instant>,
     pub audio: BTreeSet<u64>,
     pub audio_at: Vec<Instant>,
-    /// Every audio packet as it arrived: (sequence number, time).
-    pub audio_rx: Vec<(u64, Instant)>,
+    /// Every audio packet as it arrived, with its Opus payload.
+    pub audio_rx: Vec<crate::voice::AudioRx>,
     pub video: Vec<VideoRx>,
+    pub screen: Vec<VideoRx>,
     decoder: DecoderState,
+    screen_decoder: DecoderState,
     /// Keyframe requests (PLI) this classroom sent.
     pub plis: u64,
 }
@@ -339,27 +397,35 @@ impl DecoderState {
 }
 
 impl Classroom {
+    /// A classroom watching the camera and, if `screen`, the slides.
     pub fn new(
         now: Instant,
         addr: SocketAddr,
         school: usize,
+        screen: bool,
     ) -> (Classroom, String, SdpPendingOffer) {
         let mut peer = Peer::new(now, addr);
-        let mut amid = Mid::from("a");
+        let (mut amid, mut smid) = (Mid::from("a"), None);
         let (offer, pending) = peer.offer(|api| {
             amid = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
             api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+            if screen {
+                smid = Some(api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None));
+            }
         });
         let c = Classroom {
             peer,
             school,
             amid,
+            smid,
             connected_at: None,
             audio: BTreeSet::new(),
             audio_at: vec![],
             audio_rx: vec![],
             video: vec![],
+            screen: vec![],
             decoder: DecoderState::default(),
+            screen_decoder: DecoderState::default(),
             plis: 0,
         };
         (c, offer, pending)
@@ -370,6 +436,7 @@ impl Classroom {
     /// jitter buffer does once it sees NACKs.
     pub fn set_round_trip(&mut self, rtt: Duration) {
         self.decoder.repair_wait = rtt + Duration::from_millis(150);
+        self.screen_decoder.repair_wait = self.decoder.repair_wait;
     }
 
     pub fn step(&mut self, now: Instant) {
@@ -386,19 +453,11 @@ impl Classroom {
                     if mid == Some(self.amid) {
                         self.audio.insert(*p.seq_no);
                         self.audio_at.push(now);
-                        self.audio_rx.push((*p.seq_no, now));
+                        self.audio_rx.push((*p.seq_no, now, p.payload.to_vec()));
                     } else if p.payload.len() >= 5 {
                         let b = &p.payload;
                         let first = b[0] & 0x10 != 0;
-                        self.decoder
-                            .on_packet(now, *p.seq_no, first && b[4] & 0x01 == 0);
-                        if self.decoder.wants_pli(now) {
-                            if let Some(rx) = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc) {
-                                rx.request_keyframe(KeyframeRequestKind::Pli);
-                                self.plis += 1;
-                            }
-                        }
-                        self.video.push(VideoRx {
+                        let rx = VideoRx {
                             at: now,
                             seq: *p.seq_no,
                             ts: p.header.timestamp,
@@ -406,7 +465,25 @@ impl Classroom {
                             first,
                             key: first && b[4] & 0x01 == 0,
                             layer: *b.last().unwrap(),
-                        });
+                        };
+                        let screen = mid.is_some() && mid == self.smid;
+                        let dec = if screen {
+                            &mut self.screen_decoder
+                        } else {
+                            &mut self.decoder
+                        };
+                        dec.on_packet(now, rx.seq, rx.key);
+                        if dec.wants_pli(now) {
+                            if let Some(s) = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc) {
+                                s.request_keyframe(KeyframeRequestKind::Pli);
+                                self.plis += 1;
+                            }
+                        }
+                        if screen {
+                            self.screen.push(rx);
+                        } else {
+                            self.video.push(rx);
+                        }
                     }
                 }
                 _ => {}

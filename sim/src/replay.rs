@@ -9,19 +9,16 @@ use relay_core::{RelayConfig, WarmTable};
 use serde::Serialize;
 
 use crate::metrics::{rendered, rendered_with_delay, FREEZE};
-use crate::peer::{Classroom, LAYER_BPS};
-use crate::population::{Draw, Link, PlannedLesson};
-use crate::world::{LinkShape, Loss, SchoolSpec, World};
+use crate::peer::Classroom;
+use crate::peer::{LAYER_BPS, SCREEN_BPS};
+use crate::population::{Draw, Link, PlannedLesson, PlannedSchool};
+use crate::world::{LinkShape, Loss, SchoolSpec, TeacherSpec, World};
 
 /// Layer names, lowest first.
 pub const LAYER_NAMES: [&str; 3] = ["180p", "360p", "720p"];
 /// A gap in the picture longer than this is the relay pausing video (audio only),
 /// not a freeze.
 pub const PAUSE: Duration = Duration::from_secs(2);
-/// How long the receiver's jitter buffer remembers delay (see `concealed_pct`).
-pub const JITTER_MEMORY: Duration = Duration::from_secs(1);
-/// Extra delay the jitter buffer holds beyond the worst recent packet.
-pub const JITTER_MARGIN: Duration = Duration::from_millis(40);
 /// The relay's bottleneck queue in the emulated links.
 const QUEUE: Duration = Duration::from_millis(300);
 
@@ -74,7 +71,12 @@ pub struct SchoolResult {
     pub layer_share: LayerShare,
     pub freeze_count: usize,
     pub freeze_ms: u64,
+    /// Voice frames the decoder had to conceal (lost or too late), in %.
     pub audio_concealed_pct: f64,
+    /// Voice frames rebuilt from Opus in-band FEC, in %.
+    pub audio_fec_pct: f64,
+    /// Fraction of the lesson the slides (screen track) were showing.
+    pub slides_share: f64,
     pub mean_kbps: u64,
     pub first_frame_ms: Option<u64>,
     pub verdict: String,
@@ -90,9 +92,10 @@ pub struct Timeline {
     pub freezes: Vec<(f64, u64)>,
 }
 
-/// The down rate a layer needs, with audio, overhead and the relay's headroom.
+/// The down rate a camera layer needs, with slides, audio, overhead and the
+/// relay's headroom.
 pub fn needs_kbps(layer: usize) -> u64 {
-    let bps = LAYER_BPS[layer] * 110 / 100 + 40_000;
+    let bps = (LAYER_BPS[layer] + SCREEN_BPS) * 110 / 100 + 40_000;
     bps * 100 / 85 / 1000
 }
 
@@ -106,7 +109,13 @@ fn mbit(kbps: u64) -> String {
 }
 
 /// An operator's sentence for a school's lesson.
-pub fn verdict(share: &LayerShare, freezes: usize, freeze_ms: u64, concealed: f64) -> String {
+pub fn verdict(
+    share: &LayerShare,
+    slides: f64,
+    freezes: usize,
+    freeze_ms: u64,
+    concealed: f64,
+) -> String {
     let mut v = match share.main() {
         "720p" => "carried the lesson at 720p".to_string(),
         "360p" => format!(
@@ -130,6 +139,12 @@ pub fn verdict(share: &LayerShare, freezes: usize, freeze_ms: u64, concealed: f6
             "; voice mostly clear ({concealed:.1} % concealed)"
         ));
     }
+    if slides < 0.95 {
+        v.push_str(&format!(
+            "; slides missing {:.0} % of the time",
+            (1.0 - slides) * 100.0
+        ));
+    }
     if freezes > 0 {
         v.push_str(&format!(
             "; {freezes} picture freeze{} ({:.1} s in all)",
@@ -140,7 +155,7 @@ pub fn verdict(share: &LayerShare, freezes: usize, freeze_ms: u64, concealed: f6
     v
 }
 
-fn shape(l: &Link, kbps: u64) -> LinkShape {
+pub(crate) fn shape(l: &Link, kbps: u64) -> LinkShape {
     LinkShape {
         kbps,
         delay: Duration::from_millis(l.rtt_ms / 2),
@@ -156,7 +171,7 @@ fn shape(l: &Link, kbps: u64) -> LinkShape {
 
 /// The downlink's schedule over a lesson: every so often the rate dips by up to
 /// the kind's variation depth.
-fn schedule(l: &Link, minutes: u64, d: &mut Draw) -> Vec<(Duration, LinkShape)> {
+pub(crate) fn schedule(l: &Link, minutes: u64, d: &mut Draw) -> Vec<(Duration, LinkShape)> {
     let mut out = vec![];
     let mut t = 0;
     while t < minutes * 60 {
@@ -168,53 +183,6 @@ fn schedule(l: &Link, minutes: u64, d: &mut Draw) -> Vec<(Duration, LinkShape)> 
         t += d.range(l.variation.every_s);
     }
     out
-}
-
-/// Share of voice packets lost or too late to play. The receiver's jitter buffer
-/// adapts: it holds as much delay as the worst packet of the last
-/// [`JITTER_MEMORY`] needed, plus [`JITTER_MARGIN`]; a packet later than that
-/// missed its turn and was concealed (like a late packet in WebRTC's NetEq).
-fn concealed_pct(c: &Classroom) -> f64 {
-    let mut rx = c.audio_rx.clone();
-    rx.sort_by_key(|x| x.0);
-    rx.dedup_by_key(|x| x.0);
-    let (Some(first), Some(last)) = (rx.first().map(|x| x.0), rx.last().map(|x| x.0)) else {
-        return 100.0;
-    };
-    let expected = (last - first + 1) as f64;
-    let t0 = rx[0].1;
-    // Delay of each packet against its place in the 20 ms grid (an unknown constant
-    // apart from the true delay, which cancels out).
-    let rel: Vec<(Instant, f64)> = rx
-        .iter()
-        .map(|(s, at)| {
-            let sent = (*s - first) as f64 * 0.020;
-            (
-                *at,
-                at.saturating_duration_since(t0).as_secs_f64() - sent + 10.0,
-            )
-        })
-        .collect();
-    // Arrival order decides what the buffer had learnt when a packet came.
-    let mut by_arrival: Vec<usize> = (0..rel.len()).collect();
-    by_arrival.sort_by_key(|&i| rel[i].0);
-    let mut window: std::collections::VecDeque<(Instant, f64)> = Default::default();
-    let mut on_time = 0usize;
-    for i in by_arrival {
-        let (at, d) = rel[i];
-        while window
-            .front()
-            .is_some_and(|(t, _)| at.duration_since(*t) > JITTER_MEMORY)
-        {
-            window.pop_front();
-        }
-        let holds = window.iter().map(|x| x.1).fold(f64::NEG_INFINITY, f64::max);
-        if window.is_empty() || d <= holds + JITTER_MARGIN.as_secs_f64() {
-            on_time += 1;
-        }
-        window.push_back((at, d));
-    }
-    (100.0 * (expected - on_time as f64) / expected).max(0.0)
 }
 
 /// Run one lesson; the timeline of school `timeline` if it is in it.
@@ -235,13 +203,16 @@ pub fn run_lesson(
         })
         .collect();
     let schedules: Vec<Vec<(Duration, LinkShape)>> = specs.iter().map(|s| s.down.clone()).collect();
-    let hub_up = shape(&l.uplink, l.uplink.up_kbps);
+    let teacher = TeacherSpec {
+        uplink: shape(&l.uplink, l.uplink.up_kbps),
+        screen: true,
+    };
     let mut w = World::build(
         RelayConfig::default(),
         specs,
         seed,
         WarmTable::default(),
-        hub_up,
+        teacher,
     );
     let end = Duration::from_secs(l.minutes * 60);
     w.run_until(end);
@@ -249,71 +220,137 @@ pub fn run_lesson(
     let mut out = vec![];
     let mut tl = None;
     for (i, s) in l.schools.iter().enumerate() {
-        let c = &w.classes[i];
-        // The picture plays a round trip behind, so that retransmissions are in
-        // time (see `rendered_with_delay`); first frames are counted without it.
-        let rtt = Duration::from_millis(s.link.rtt_ms + l.uplink.rtt_ms);
-        let frames = rendered_with_delay(&c.video, rtt);
-        let first_frame = rendered(&c.video).first().map(|f| f.0);
-        let start = c.connected_at.unwrap_or(w.t0);
-        let total = end_at
-            .saturating_duration_since(start)
-            .as_secs_f64()
-            .max(1e-3);
-        let mut share = LayerShare::default();
-        let (mut freezes, mut frozen) = (0usize, Duration::ZERO);
-        let mut freeze_at = vec![];
-        let mut prev = (start, None::<u8>);
-        for &(at, layer) in frames.iter().chain([(end_at, 255u8)].iter()) {
-            let gap = at.saturating_duration_since(prev.0);
-            match prev.1 {
-                Some(pl) if gap <= PAUSE => {
-                    *share.by_layer(pl as usize) += gap.as_secs_f64();
-                    if gap > FREEZE && layer != 255 {
-                        freezes += 1;
-                        frozen += gap;
-                        freeze_at.push(((prev.0 - w.t0).as_secs_f64(), gap.as_millis() as u64));
-                    }
-                }
-                _ => share.audio_only += gap.as_secs_f64(),
-            }
-            prev = (at, Some(layer));
-        }
-        for v in [
-            &mut share.p180,
-            &mut share.p360,
-            &mut share.p720,
-            &mut share.audio_only,
-        ] {
-            *v = (*v / total * 1000.0).round() / 1000.0;
-        }
-        let concealed = (concealed_pct(c) * 100.0).round() / 100.0;
         let delivered: u64 = w.school_bins(i).1.iter().sum();
-        let result = SchoolResult {
-            id: s.id.clone(),
-            region: s.region.clone(),
-            hub: l.hub.clone(),
-            access: s.link.access.clone(),
-            down_kbps: s.link.down_kbps,
-            up_kbps: s.link.up_kbps,
-            rtt_ms: s.link.rtt_ms,
-            loss_pct: s.link.loss_pct,
-            bin: s.link.bin().into(),
-            freeze_count: freezes,
-            freeze_ms: frozen.as_millis() as u64,
-            audio_concealed_pct: concealed,
-            mean_kbps: delivered * 8 / 1000 / end.as_secs().max(1),
-            first_frame_ms: first_frame
-                .map(|t| t.saturating_duration_since(start).as_millis() as u64),
-            verdict: verdict(&share, freezes, frozen.as_millis() as u64, concealed),
-            layer_share: share,
-        };
+        let a = analyse(l, s, &w.classes[i], w.t0, end_at, delivered);
         if timeline == Some(s.id.as_str()) {
-            tl = Some(timeline_of(&w, i, &schedules[i], &frames, freeze_at, end));
+            tl = Some(timeline_of(
+                &w,
+                i,
+                &schedules[i],
+                &a.frames,
+                a.freeze_at,
+                end,
+            ));
         }
-        out.push(result);
+        out.push(a.result);
     }
     (out, tl)
+}
+
+/// One school's lesson, analysed.
+pub struct Analysis {
+    pub result: SchoolResult,
+    /// Camera frames shown: (time, layer).
+    pub frames: Vec<(Instant, u8)>,
+    /// (start s since `t0`, length ms) of each freeze.
+    pub freeze_at: Vec<(f64, u64)>,
+}
+
+/// What school `s` of lesson `l` got: its classroom `c` recorded the lesson from
+/// `t0` to `end_at`, and its link delivered `delivered` bytes.
+pub fn analyse(
+    l: &PlannedLesson,
+    s: &PlannedSchool,
+    c: &Classroom,
+    t0: Instant,
+    end_at: Instant,
+    delivered: u64,
+) -> Analysis {
+    // The picture plays a round trip behind, so that retransmissions are in
+    // time (see `rendered_with_delay`); first frames are counted without it.
+    let rtt = Duration::from_millis(s.link.rtt_ms + l.uplink.rtt_ms);
+    let frames = rendered_with_delay(&c.video, rtt);
+    let first_frame = rendered(&c.video).first().map(|f| f.0);
+    let start = c.connected_at.unwrap_or(t0);
+    let end = end_at.saturating_duration_since(t0);
+    let total = end_at
+        .saturating_duration_since(start)
+        .as_secs_f64()
+        .max(1e-3);
+    let mut share = LayerShare::default();
+    let (mut freezes, mut frozen) = (0usize, Duration::ZERO);
+    let mut freeze_at = vec![];
+    let mut prev = (start, None::<u8>);
+    for &(at, layer) in frames.iter().chain([(end_at, 255u8)].iter()) {
+        let gap = at.saturating_duration_since(prev.0);
+        match prev.1 {
+            Some(pl) if gap <= PAUSE => {
+                *share.by_layer(pl as usize) += gap.as_secs_f64();
+                if gap > FREEZE && layer != 255 {
+                    freezes += 1;
+                    frozen += gap;
+                    freeze_at.push(((prev.0 - t0).as_secs_f64(), gap.as_millis() as u64));
+                }
+            }
+            _ => share.audio_only += gap.as_secs_f64(),
+        }
+        prev = (at, Some(layer));
+    }
+    for v in [
+        &mut share.p180,
+        &mut share.p360,
+        &mut share.p720,
+        &mut share.audio_only,
+    ] {
+        *v = (*v / total * 1000.0).round() / 1000.0;
+    }
+    let voice = crate::voice::play(&c.audio_rx);
+    let pct = |n: u64| (10_000.0 * n as f64 / voice.expected.max(1) as f64).round() / 100.0;
+    let concealed = if voice.expected == 0 {
+        100.0
+    } else {
+        pct(voice.concealed)
+    };
+    let slides = showing(&rendered_with_delay(&c.screen, rtt), start, end_at) / total;
+    let slides = (slides * 1000.0).round() / 1000.0;
+    let result = SchoolResult {
+        id: s.id.clone(),
+        region: s.region.clone(),
+        hub: l.hub.clone(),
+        access: s.link.access.clone(),
+        down_kbps: s.link.down_kbps,
+        up_kbps: s.link.up_kbps,
+        rtt_ms: s.link.rtt_ms,
+        loss_pct: s.link.loss_pct,
+        bin: s.link.bin().into(),
+        freeze_count: freezes,
+        freeze_ms: frozen.as_millis() as u64,
+        audio_concealed_pct: concealed,
+        audio_fec_pct: pct(voice.fec),
+        slides_share: slides,
+        mean_kbps: delivered * 8 / 1000 / end.as_secs().max(1),
+        first_frame_ms: first_frame.map(|t| t.saturating_duration_since(start).as_millis() as u64),
+        verdict: verdict(
+            &share,
+            slides,
+            freezes,
+            frozen.as_millis() as u64,
+            concealed,
+        ),
+        layer_share: share,
+    };
+    Analysis {
+        result,
+        frames,
+        freeze_at,
+    }
+}
+
+/// Seconds between `start` and `end` when `frames` kept coming (no gap over
+/// [`PAUSE`]).
+fn showing(frames: &[(Instant, u8)], start: Instant, end: Instant) -> f64 {
+    let mut t = 0.0;
+    let mut prev: Option<Instant> = None;
+    for &(at, _) in frames.iter().chain([(end, 0)].iter()) {
+        if let Some(p) = prev {
+            let gap = at.saturating_duration_since(p);
+            if gap <= PAUSE {
+                t += gap.as_secs_f64();
+            }
+        }
+        prev = Some(at.max(start));
+    }
+    t
 }
 
 fn timeline_of(

@@ -24,6 +24,8 @@ pub struct Summary {
     pub mean_share: BTreeMap<String, f64>,
     pub schools_with_voice_breaking_up: usize,
     pub mean_audio_concealed_pct: f64,
+    /// Mean share of lesson time the slides were showing.
+    pub mean_slides_share: f64,
     pub freezes_per_lesson: f64,
     pub median_kbps: u64,
 }
@@ -63,6 +65,7 @@ pub fn summarize<'a>(
         share[3] += r.layer_share.audio_only;
         s.schools_with_voice_breaking_up += usize::from(r.audio_concealed_pct >= 5.0);
         s.mean_audio_concealed_pct += r.audio_concealed_pct;
+        s.mean_slides_share += r.slides_share;
         s.freezes_per_lesson += r.freeze_count as f64;
         kbps.push(r.mean_kbps);
     }
@@ -72,6 +75,7 @@ pub fn summarize<'a>(
                 .insert((*name).into(), round3(share[i] / n as f64));
         }
         s.mean_audio_concealed_pct = round3(s.mean_audio_concealed_pct / n as f64);
+        s.mean_slides_share = round3(s.mean_slides_share / n as f64);
         s.freezes_per_lesson = round3(s.freezes_per_lesson / n as f64);
         kbps.sort_unstable();
         s.median_kbps = kbps[n / 2];
@@ -137,12 +141,12 @@ fn csv_field(s: &str) -> String {
 
 pub fn csv(schools: &[SchoolResult]) -> String {
     let mut out = String::from(
-        "id,region,hub,access,bin,down_kbps,up_kbps,rtt_ms,loss_pct,share_720p,share_360p,share_180p,share_audio_only,freeze_count,freeze_ms,audio_concealed_pct,mean_kbps,first_frame_ms,verdict\n",
+        "id,region,hub,access,bin,down_kbps,up_kbps,rtt_ms,loss_pct,share_720p,share_360p,share_180p,share_audio_only,freeze_count,freeze_ms,audio_concealed_pct,audio_fec_pct,slides_share,mean_kbps,first_frame_ms,verdict\n",
     );
     for s in schools {
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             csv_field(&s.id),
             csv_field(&s.region),
             csv_field(&s.hub),
@@ -159,6 +163,8 @@ pub fn csv(schools: &[SchoolResult]) -> String {
             s.freeze_count,
             s.freeze_ms,
             s.audio_concealed_pct,
+            s.audio_fec_pct,
+            s.slides_share,
             s.mean_kbps,
             s.first_frame_ms.map_or(String::new(), |v| v.to_string()),
             csv_field(&s.verdict)
@@ -407,8 +413,8 @@ pub fn text_summary(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "  voice breaking up (>= 5 % concealed): {} schools; mean concealed {:.2} %; freezes per lesson {:.2}; median delivered {} kbit/s",
-        n.schools_with_voice_breaking_up, n.mean_audio_concealed_pct, n.freezes_per_lesson, n.median_kbps
+        "  voice breaking up (>= 5 % concealed): {} schools; mean concealed {:.2} %; slides showing {:.0} % of the time; freezes per lesson {:.2}; median delivered {} kbit/s",
+        n.schools_with_voice_breaking_up, n.mean_audio_concealed_pct, n.mean_slides_share * 100.0, n.freezes_per_lesson, n.median_kbps
     );
     s
 }

@@ -7,159 +7,12 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use crate::link::{drain_pipe, stream_key, Pipe, Pkt};
+pub use crate::link::{LinkShape, Loss};
 use relay_core::{RelayConfig, WarmTable};
 use relay_webrtc::{Codecs, Edge};
-use str0m_netem::{
-    Bitrate, DataSize, GilbertElliot, Input as NInput, LossModel, Netem, NetemConfig,
-    Output as NOutput, Probability, RandomLoss,
-};
 
 use crate::peer::{Classroom, Teacher};
-
-/// Loss on a link.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Loss {
-    None,
-    /// Independent loss with this probability.
-    Random(f32),
-    /// Gilbert-Elliott bursts: mean loss and mean burst length in packets.
-    Bursty {
-        mean: f32,
-        burst: f32,
-    },
-}
-
-/// The shape of one direction of a school link at some moment.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LinkShape {
-    pub kbps: u64,
-    /// One-way delay.
-    pub delay: Duration,
-    pub jitter: Duration,
-    pub loss: Loss,
-    /// Bottleneck queue, as time at the link rate.
-    pub queue: Duration,
-}
-
-impl LinkShape {
-    pub fn new(kbps: u64) -> LinkShape {
-        LinkShape {
-            kbps,
-            delay: Duration::from_millis(20),
-            jitter: Duration::ZERO,
-            loss: Loss::None,
-            queue: Duration::from_millis(300),
-        }
-    }
-
-    fn netem(&self, seed: u64) -> NetemConfig {
-        let loss: LossModel = match self.loss {
-            Loss::None => LossModel::None,
-            Loss::Random(p) => RandomLoss::new(Probability::new(p)).into(),
-            Loss::Bursty { mean, burst } => {
-                // Bad state loses every packet; its mean length is `burst`; the good
-                // state lasts long enough that the mean loss is `mean`.
-                let good = burst * (1.0 - mean) / mean.max(1e-6);
-                GilbertElliot::new()
-                    .good_duration(good)
-                    .bad_duration(burst)
-                    .loss_in_bad(Probability::new(1.0))
-                    .loss_in_good(Probability::new(0.0))
-                    .into()
-            }
-        };
-        let queue_bytes = (self.kbps * 1000 / 8) as f64 * self.queue.as_secs_f64();
-        NetemConfig::new()
-            .latency(self.delay)
-            .jitter(self.jitter)
-            .loss(loss)
-            .link(
-                Bitrate::kbps(self.kbps),
-                DataSize::bytes((queue_bytes as i64).max(3000)),
-            )
-            .seed(seed)
-    }
-
-    /// The link while ICE and DTLS connect: a short fixed delay only. DTLS
-    /// retransmission timers carry random jitter that no seed reaches, so a
-    /// handshake that lost a packet or outlasted a timer (satellite round trips do)
-    /// would make two runs of one seed differ. The lesson, not the handshake, is
-    /// what the simulator measures; first-frame times therefore leave the
-    /// handshake's extra round trips out.
-    fn netem_connecting(&self, seed: u64) -> NetemConfig {
-        NetemConfig::new()
-            .latency(self.delay.min(CONNECT_DELAY))
-            .seed(seed)
-    }
-}
-
-/// Longest one-way delay while connecting (see [`LinkShape::netem_connecting`]).
-const CONNECT_DELAY: Duration = Duration::from_millis(20);
-
-/// A packet in flight.
-#[derive(Debug, Clone)]
-struct Pkt {
-    from: SocketAddr,
-    to: SocketAddr,
-    data: Vec<u8>,
-}
-
-/// DTLS records count as this many bytes on a rate-limited link. Their real sizes
-/// vary by a byte or two from run to run (ECDSA signatures are random), which would
-/// shift every later event by microseconds and make two runs of one seed differ.
-const DTLS_WIRE_BYTES: usize = 1200;
-
-/// RTCP counts in whole blocks of this size, for the same reason: its reports list
-/// streams in str0m's hash order, so a feedback packet's size can differ by a few
-/// bytes between runs.
-const RTCP_WIRE_BLOCK: usize = 128;
-
-impl str0m_netem::WithLen for Pkt {
-    fn len(&self) -> usize {
-        let n = self.data.len();
-        match stream_key(&self.data).0 {
-            1 => n.div_ceil(RTCP_WIRE_BLOCK) * RTCP_WIRE_BLOCK,
-            // RFC 7983: a first byte of 20..=63 is DTLS.
-            _ if matches!(self.data.first(), Some(20..=63)) => DTLS_WIRE_BYTES.max(n),
-            _ => n,
-        }
-    }
-}
-
-/// One direction of a link.
-struct Pipe {
-    netem: Netem<Pkt>,
-    seed: u64,
-    shape: LinkShape,
-    connecting: bool,
-}
-
-impl Pipe {
-    /// A link that starts connecting: see [`LinkShape::netem_connecting`].
-    fn new(shape: LinkShape, seed: u64) -> Pipe {
-        Pipe {
-            netem: Netem::new(shape.netem_connecting(seed)),
-            seed,
-            shape,
-            connecting: true,
-        }
-    }
-
-    fn reshape(&mut self, shape: LinkShape) {
-        self.shape = shape;
-        if !self.connecting {
-            self.netem.set_config(shape.netem(self.seed));
-        }
-    }
-
-    /// The peers behind it connected: the link takes its full shape.
-    fn connected(&mut self) {
-        if self.connecting {
-            self.connecting = false;
-            self.netem.set_config(self.shape.netem(self.seed));
-        }
-    }
-}
 
 /// A school: its link down (relay to school) and up, and its capacity schedule.
 pub struct SchoolSpec {
@@ -181,6 +34,17 @@ struct School {
     /// Bytes the relay put on this link and bytes that came out, per 100 ms bin.
     pub sent: Vec<u64>,
     pub delivered: Vec<u64>,
+}
+
+/// The online teacher's side of a lesson.
+#[derive(Debug, Clone, Copy)]
+pub struct TeacherSpec {
+    /// The hub school's uplink (its downlink carries only feedback and stays fat).
+    /// The teacher sends the simulcast layers that fit 85 % of it, as a browser's
+    /// own estimate would let it.
+    pub uplink: LinkShape,
+    /// Whether the teacher also shares the screen (slides), and classrooms watch it.
+    pub screen: bool,
 }
 
 /// Time bins for rate measurements.
@@ -225,32 +89,34 @@ impl World {
             delay: Duration::from_millis(5),
             ..LinkShape::new(50_000)
         };
-        World::build(cfg, schools, seed, warm, fat)
+        let teacher = TeacherSpec {
+            uplink: fat,
+            screen: false,
+        };
+        World::build(cfg, schools, seed, warm, teacher)
     }
 
-    /// As [`World::with_warm`], with the teacher behind `hub_up` (the hub school's
-    /// uplink; its downlink carries only feedback and stays fat). The teacher sends
-    /// the simulcast layers that fit 85 % of that uplink, as a browser's own
-    /// estimate would let it.
+    /// As [`World::with_warm`], with the teacher as `teacher` says.
     pub fn build(
         cfg: RelayConfig,
         schools: Vec<SchoolSpec>,
         seed: u64,
         warm: WarmTable,
-        hub_up: LinkShape,
+        teacher: TeacherSpec,
     ) -> World {
+        let (hub_up, screen) = (teacher.uplink, teacher.screen);
         relay_webrtc::init_crypto();
         fastrand::seed(seed);
         let t0 = Instant::now();
         let relay_addr = addr(0, 1, 5000);
         let mut edge = Edge::new(t0, cfg, Codecs { h264: false }, vec![relay_addr]);
         *edge.warm_mut() = warm;
-        let (mut teacher, offer, pending) = Teacher::new(t0, addr(1, 1, 6000));
+        let (mut teacher, offer, pending) = Teacher::new(t0, addr(1, 1, 6000), screen);
         let s = edge
             .publish(t0, "lesson", "teacher", &offer)
             .expect("relay accepts the teacher");
         teacher.peer.accept(pending, &s.answer);
-        teacher.layers = layers_fitting(hub_up.kbps * 1000);
+        teacher.layers = teacher_layers(hub_up.kbps, screen);
         let fat = LinkShape {
             delay: Duration::from_millis(5),
             ..LinkShape::new(50_000)
@@ -286,7 +152,7 @@ impl World {
             });
             for k in 0..spec.classrooms {
                 let a = addr(2 + si as u8, 1 + k as u8, 6000);
-                let (mut c, offer, pending) = Classroom::new(t0, a, si);
+                let (mut c, offer, pending) = Classroom::new(t0, a, si, screen);
                 c.set_round_trip(first.delay + up.delay + hub_up.delay + fat.delay);
                 w.by_addr.insert(a, w.classes.len());
                 w.classes.push(c);
@@ -354,7 +220,7 @@ impl World {
             }
             // Never stand still: str0m may ask for "now" again.
             self.now = next
-                .max(self.now + Duration::from_micros(200))
+                .max(self.now + Duration::from_micros(1000))
                 .min(end.max(self.now));
             self.step();
         }
@@ -453,29 +319,24 @@ impl World {
         canonical_order(&mut out);
         for pkt in out {
             if pkt.to == self.teacher.peer.addr {
-                self.teacher_down
-                    .netem
-                    .handle_input(NInput::Packet(now, pkt));
+                self.teacher_down.send(now, pkt);
             } else if let Some(&i) = self.by_addr.get(&pkt.to) {
                 let s = &mut self.schools[self.classes[i].school];
                 add_bin(&mut s.sent, bin, pkt.data.len() as u64);
-                s.down.netem.handle_input(NInput::Packet(now, pkt));
+                s.down.send(now, pkt);
             }
         }
         canonical_order_outbox(&mut self.teacher.peer.outbox);
         for (to, data) in self.teacher.peer.outbox.drain(..) {
             let from = self.teacher.peer.addr;
-            self.teacher_up
-                .netem
-                .handle_input(NInput::Packet(now, Pkt { from, to, data }));
+            self.teacher_up.send(now, Pkt { from, to, data });
         }
         for c in &mut self.classes {
             let s = &mut self.schools[c.school];
             canonical_order_outbox(&mut c.peer.outbox);
             for (to, data) in c.peer.outbox.drain(..) {
                 let from = c.peer.addr;
-                s.up.netem
-                    .handle_input(NInput::Packet(now, Pkt { from, to, data }));
+                s.up.send(now, Pkt { from, to, data });
             }
         }
     }
@@ -493,22 +354,14 @@ fn canonical_order_outbox(v: &mut [(SocketAddr, Vec<u8>)]) {
     v.sort_by_key(|(to, data)| (*to, stream_key(data)));
 }
 
-/// (0 for RTP, 1 for RTCP, 2 for anything else; the RTP SSRC) of a datagram.
-fn stream_key(d: &[u8]) -> (u8, u32) {
-    let ssrc = |at: usize| {
-        d.get(at..at + 4)
-            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    };
-    match (d.first(), d.get(1)) {
-        // RFC 5761: second byte 192..=223 is an RTCP packet type.
-        // Its sender SSRC is whichever stream str0m's hash map yields first.
-        (Some(128..=191), Some(192..=223)) => (1, 0),
-        (Some(128..=191), Some(_)) => (0, ssrc(8)),
-        _ => (2, 0),
-    }
+/// How many simulcast layers (lowest first) a teacher sends on an uplink of `bps`.
+/// The camera layers a teacher behind an uplink of `kbps` sends, with the screen
+/// (slides) taking its share first when shared.
+pub fn teacher_layers(kbps: u64, screen: bool) -> usize {
+    let slides = if screen { crate::peer::SCREEN_BPS } else { 0 };
+    layers_fitting((kbps * 1000).saturating_sub(slides * 110 / 100))
 }
 
-/// How many simulcast layers (lowest first) a teacher sends on an uplink of `bps`.
 pub fn layers_fitting(bps: u64) -> usize {
     let room = bps * 85 / 100;
     let audio = 40_000;
@@ -522,16 +375,6 @@ pub fn layers_fitting(bps: u64) -> usize {
         n += 1;
     }
     n.max(1)
-}
-
-fn drain_pipe(p: &mut Pipe, now: Instant, out: &mut Vec<Pkt>) {
-    p.netem.handle_input(NInput::Timeout(now));
-    while let Some(o) = p.netem.poll_output() {
-        match o {
-            NOutput::Packet(pkt) => out.push(pkt),
-            NOutput::Timeout(_) => break,
-        }
-    }
 }
 
 fn add_bin(v: &mut Vec<u64>, bin: usize, bytes: u64) {

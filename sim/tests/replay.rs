@@ -152,6 +152,8 @@ fn a_short_replay_gives_thin_links_lower_layers_and_clear_voice() {
             r.audio_concealed_pct
         );
         assert!(r.first_frame_ms.is_some(), "{} saw no picture", r.id);
+        // Slides come before the camera: every one of these links carries them.
+        assert!(r.slides_share > 0.85, "{}: slides {}", r.id, r.slides_share);
         let s = &r.layer_share;
         let sum = s.p720 + s.p360 + s.p180 + s.audio_only;
         assert!((sum - 1.0).abs() < 0.01, "{}: shares add to {sum}", r.id);
@@ -211,6 +213,8 @@ fn classroom_sim_replay_command() {
         "freeze_count",
         "freeze_ms",
         "audio_concealed_pct",
+        "audio_fec_pct",
+        "slides_share",
         "mean_kbps",
         "first_frame_ms",
         "verdict",

@@ -17,7 +17,7 @@ use relay_sim::report::{self, summaries, Report};
 #[command(
     name = "classroom-sim",
     version,
-    about = "Replay school links through the real classroom-relay code"
+    about = "Replay school links through the real classroom-relay code, or load-test a running relay"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +30,49 @@ enum Cmd {
     /// teacher and classrooms, emulated school links. Writes report.json,
     /// schools.csv, quality.svg and timeline.svg to --out.
     Replay(ReplayArgs),
+    /// Real str0m peers over real UDP against a running relay: per lesson a teacher
+    /// (camera simulcast, slides, Opus voice) and one classroom per school, each
+    /// school behind its own userspace shaping proxy (its link from the scenario).
+    /// Prints per-school quality and the relay's own totals; stops by itself after
+    /// --duration. Exit status 3 if the relay stops answering.
+    Load(LoadArgs),
+}
+
+#[derive(clap::Args)]
+struct LoadArgs {
+    /// The relay's HTTP address, e.g. http://127.0.0.1:8080
+    #[arg(long)]
+    relay: String,
+    /// Concurrent lessons (one teacher each).
+    #[arg(long, default_value_t = 1)]
+    lessons: usize,
+    /// Schools (classrooms) watching each lesson.
+    #[arg(long, default_value_t = 3)]
+    schools_per_lesson: usize,
+    /// Where the school links come from: national | region:NAME | FILE.json (as for
+    /// replay). Schools are drawn from it with the seed.
+    #[arg(long, default_value = "national")]
+    scenario: String,
+    /// How long the lessons run, e.g. 60s, 5m.
+    #[arg(long, default_value = "60s")]
+    duration: String,
+    /// The relay's token secret (auth.token_secret).
+    #[arg(long, conflicts_with_all = ["config", "development_secret"])]
+    token_secret: Option<String>,
+    /// The relay's configuration file: its token secret signs the load's tokens.
+    #[arg(long, conflicts_with = "development_secret")]
+    config: Option<PathBuf>,
+    /// The relay runs without a secret (`classroom-relay serve` with no config).
+    #[arg(long)]
+    development_secret: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Access kinds (assumptions) instead of the embedded ones.
+    #[arg(long)]
+    access: Option<PathBuf>,
+    /// Also write load-report.json and schools.csv here.
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -67,6 +110,7 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Replay(a) => replay(a),
+        Cmd::Load(a) => load(a),
     }
 }
 
@@ -82,47 +126,64 @@ fn sample(plan: &mut Plan, n: usize, seed: u64) {
     plan.lessons = keep.into_iter().map(|i| plan.lessons[i].clone()).collect();
 }
 
-fn replay(a: ReplayArgs) -> ExitCode {
+/// The plan of a scenario (and, for `upgrade`, the plan before it), with the name
+/// and contents of the access-kinds file used.
+struct Planned {
+    plan: Plan,
+    before: Option<Plan>,
+    access_name: String,
+    kinds: AccessFile,
+}
+
+fn plan_of(scenario: &str, access: Option<&PathBuf>, seed: u64) -> Result<Planned, String> {
     let doc = Documented::embedded();
-    let (access_name, access_text) = match &a.access {
-        Some(p) => match population::read(p) {
-            Ok(t) => (p.display().to_string(), t),
-            Err(e) => return fail(e),
-        },
+    let (access_name, access_text) = match access {
+        Some(p) => (
+            p.display().to_string(),
+            population::read(p).map_err(|e| e.to_string())?,
+        ),
         None => (
             "sim/data/access-kinds.json (embedded)".to_string(),
             population::ACCESS_KINDS.to_string(),
         ),
     };
-    let kinds = match AccessFile::load(&access_name, &access_text) {
-        Ok(k) => k,
-        Err(e) => return fail(e),
-    };
-    let sc = match Scenario::parse(&a.scenario, &doc) {
-        Ok(s) => s,
-        Err(e) => return fail(e),
-    };
-    let (mut plan, mut before) = match &sc {
-        Scenario::National => (documented_plan(&doc, &kinds, None, a.seed), None),
-        Scenario::Region(r) => (documented_plan(&doc, &kinds, Some(r), a.seed), None),
+    let kinds = AccessFile::load(&access_name, &access_text).map_err(|e| e.to_string())?;
+    let sc = Scenario::parse(scenario, &doc).map_err(|e| e.to_string())?;
+    let (plan, before) = match &sc {
+        Scenario::National => (documented_plan(&doc, &kinds, None, seed), None),
+        Scenario::Region(r) => (documented_plan(&doc, &kinds, Some(r), seed), None),
         Scenario::Upgrade {
             region,
             kbps,
             count,
         } => {
-            let p = documented_plan(&doc, &kinds, Some(region), a.seed);
-            (upgraded(&p, &kinds, *kbps, *count, a.seed), Some(p))
+            let p = documented_plan(&doc, &kinds, Some(region), seed);
+            (upgraded(&p, &kinds, *kbps, *count, seed), Some(p))
         }
         Scenario::File(path) => {
-            let text = match population::read(path) {
-                Ok(t) => t,
-                Err(e) => return fail(e),
-            };
-            match file_plan(&path.display().to_string(), &text, &kinds, a.seed) {
-                Ok((_, p)) => (p, None),
-                Err(e) => return fail(e),
-            }
+            let text = population::read(path).map_err(|e| e.to_string())?;
+            let (_, p) = file_plan(&path.display().to_string(), &text, &kinds, seed)
+                .map_err(|e| e.to_string())?;
+            (p, None)
         }
+    };
+    Ok(Planned {
+        plan,
+        before,
+        access_name,
+        kinds,
+    })
+}
+
+fn replay(a: ReplayArgs) -> ExitCode {
+    let Planned {
+        mut plan,
+        mut before,
+        access_name,
+        kinds,
+    } = match plan_of(&a.scenario, a.access.as_ref(), a.seed) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
     };
     let planned = plan.lessons.len();
     for p in std::iter::once(&mut plan).chain(before.iter_mut()) {
@@ -223,4 +284,189 @@ fn replay(a: ReplayArgs) -> ExitCode {
         }
         Err(e) => fail(format!("writing {}: {e}", a.out.display())),
     }
+}
+
+/// `n` lessons of `k` schools each, drawn from `plan` with the seed: each keeps
+/// its hub's uplink, and schools are dealt out in a shuffled order.
+fn regroup(
+    plan: &Plan,
+    n: usize,
+    k: usize,
+    seed: u64,
+) -> Vec<relay_sim::population::PlannedLesson> {
+    let mut schools: Vec<_> = plan
+        .lessons
+        .iter()
+        .flat_map(|l| l.schools.clone())
+        .collect();
+    population::Draw::new(seed ^ 0x10ad).shuffle(&mut schools);
+    let mut hubs: Vec<usize> = (0..plan.lessons.len()).collect();
+    population::Draw::new(seed ^ 0x40b5).shuffle(&mut hubs);
+    (0..n)
+        .map(|i| {
+            let mut l = plan.lessons[hubs[i % hubs.len()]].clone();
+            l.schools = (0..k)
+                .map(|j| {
+                    let mut s = schools[(i * k + j) % schools.len()].clone();
+                    if i * k + j >= schools.len() {
+                        s.id = format!("{}-{}", s.id, (i * k + j) / schools.len());
+                    }
+                    s
+                })
+                .collect();
+            l
+        })
+        .collect()
+}
+
+fn load(a: LoadArgs) -> ExitCode {
+    let duration = match relay_config::parse_duration(&a.duration) {
+        Ok(d) if d >= std::time::Duration::from_secs(5) => d,
+        Ok(_) => return fail("--duration must be at least 5s"),
+        Err(e) => return fail(format!("--duration {}: {e}", a.duration)),
+    };
+    if a.lessons == 0 || a.schools_per_lesson == 0 {
+        return fail("--lessons and --schools-per-lesson must be at least 1");
+    }
+    let secret = match (&a.token_secret, &a.config, a.development_secret) {
+        (Some(s), _, _) => s.clone(),
+        (None, Some(c), _) => match relay_config::Config::load(c) {
+            Ok(l) => l.token_secret,
+            Err(e) => return fail(format!("{}: {e}", c.display())),
+        },
+        (None, None, true) => relay_config::DEVELOPMENT_SECRET.to_string(),
+        (None, None, false) => {
+            return fail(
+                "give the relay's token secret: --token-secret S, --config FILE (the relay's configuration), or --development-secret for a relay started without one",
+            )
+        }
+    };
+    let planned = match plan_of(&a.scenario, a.access.as_ref(), a.seed) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    if planned.plan.lessons.is_empty() {
+        return fail("the scenario has no schools to draw from");
+    }
+    let lessons = regroup(&planned.plan, a.lessons, a.schools_per_lesson, a.seed);
+    let plan = relay_sim::load::LoadPlan {
+        relay: a.relay.clone(),
+        lessons,
+        duration,
+        secret,
+        seed: a.seed,
+    };
+    let sessions = a.lessons * (1 + a.schools_per_lesson);
+    eprintln!(
+        "classroom-sim load: {} lessons x {} schools against {} for {} (links from {})",
+        a.lessons,
+        a.schools_per_lesson,
+        a.relay,
+        relay_config::format_duration(duration),
+        a.scenario
+    );
+    let tty = std::io::stderr().is_terminal();
+    let last = std::sync::Mutex::new(0u64);
+    let progress = |el: std::time::Duration, connected: usize| {
+        let line = format!(
+            "load: {:>4} s of {} s, {connected}/{sessions} sessions connected",
+            el.as_secs(),
+            duration.as_secs()
+        );
+        let mut last = last.lock().expect("progress");
+        if tty {
+            eprint!("\r{line}");
+        } else if el.as_secs() >= *last + 10 {
+            *last = el.as_secs();
+            eprintln!("{line}");
+        }
+    };
+    let report = match relay_sim::load::run(&plan, &progress) {
+        Ok(r) => r,
+        Err(e) => {
+            if tty {
+                eprintln!();
+            }
+            eprintln!("classroom-sim load: {e}");
+            return ExitCode::from(match e {
+                relay_sim::load::LoadError::NotAnswering(..) => 3,
+                _ => 1,
+            });
+        }
+    };
+    if tty {
+        eprintln!();
+    }
+    print!("{}", load_text(&report));
+    if let Some(dir) = &a.out {
+        let json = serde_json::to_string_pretty(&report).expect("report serializes");
+        let w = std::fs::create_dir_all(dir)
+            .and_then(|_| std::fs::write(dir.join("load-report.json"), json))
+            .and_then(|_| std::fs::write(dir.join("schools.csv"), report::csv(&report.schools)));
+        if let Err(e) = w {
+            return fail(format!("writing {}: {e}", dir.display()));
+        }
+        println!(
+            "wrote {}, {}",
+            dir.join("load-report.json").display(),
+            dir.join("schools.csv").display()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn load_text(r: &relay_sim::load::LoadReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<24} {:<16} {:>6} {:>6} {:>6} {:>6} {:>6} {:>7} {:>7} {:>7} {:>6}",
+        "school",
+        "access",
+        "down",
+        "720p",
+        "360p",
+        "180p",
+        "audio",
+        "freezes",
+        "voice%",
+        "slides",
+        "kbps"
+    );
+    for x in &r.schools {
+        let l = &x.layer_share;
+        let _ = writeln!(
+            s,
+            "{:<24} {:<16} {:>6} {:>6.2} {:>6.2} {:>6.2} {:>6.2} {:>7} {:>7.2} {:>7.2} {:>6}",
+            x.id,
+            x.access,
+            x.down_kbps,
+            l.p720,
+            l.p360,
+            l.p180,
+            l.audio_only,
+            x.freeze_count,
+            x.audio_concealed_pct,
+            x.slides_share,
+            x.mean_kbps
+        );
+    }
+    for x in &r.schools {
+        let _ = writeln!(s, "  {}: {}", x.id, x.verdict);
+    }
+    let t = &r.relay_totals;
+    let _ = writeln!(
+        s,
+        "relay totals over {:.0} s: {} packets in, {} forwarded ({:.0} packets/s, {:.1} Mbit/s payload), {} keyframe requests, {} layer switches, peak {} teachers / {} classrooms",
+        r.duration_s,
+        t.packets_received,
+        t.packets_forwarded,
+        t.packets_forwarded as f64 / r.duration_s.max(1e-3),
+        t.bytes_forwarded as f64 * 8.0 / r.duration_s.max(1e-3) / 1e6,
+        t.keyframe_requests,
+        t.layer_switches,
+        t.peak_publishers,
+        t.peak_subscribers
+    );
+    s
 }

@@ -76,6 +76,9 @@ pub(super) struct LessonPlan {
 /// Rates assumed for layers not measured yet (the teacher just started): the usual
 /// 150/500/1500 kbit/s ladder, so nothing is mistaken for free.
 const ASSUMED_BPS: [u64; 3] = [200_000, 600_000, 1_700_000];
+/// The same for a screen (slides) sent as one layer: a few frames per second of
+/// mostly still content, far below a camera's top layer.
+const ASSUMED_SCREEN_BPS: u64 = 400_000;
 /// How long a newly arriving layer counts at no less than [`ASSUMED_BPS`].
 const LAYER_SETTLE: Duration = Duration::from_secs(3);
 /// Opus voice plus overhead, until measured.
@@ -88,6 +91,14 @@ impl LessonPlan {
         let mut audio_bps = 0;
         let mut tracks = Vec::new();
         for t in &p.tracks {
+            let role = TrackRole::of_video_index(video_n);
+            let assumed = |n: usize, k: usize| {
+                if role == TrackRole::Screen && n == 1 {
+                    ASSUMED_SCREEN_BPS
+                } else {
+                    ASSUMED_BPS[(3 - n.min(3)) + k.min(2)]
+                }
+            };
             let ranked = ranked_active(&t.layers, now, idle);
             let mut rates: Vec<u64> = ranked
                 .iter()
@@ -100,7 +111,7 @@ impl LessonPlan {
                 let n = rates.len();
                 for (k, &i) in ranked.iter().enumerate() {
                     if t.layers[i].meter.flowing_for(now) < LAYER_SETTLE {
-                        rates[k] = rates[k].max(ASSUMED_BPS[(3 - n.min(3)) + k.min(2)]);
+                        rates[k] = rates[k].max(assumed(n, k));
                     }
                 }
             }
@@ -109,12 +120,9 @@ impl LessonPlan {
                 rates = if t.kind == Kind::Audio {
                     vec![ASSUMED_AUDIO_BPS; n]
                 } else {
-                    (0..n)
-                        .map(|i| ASSUMED_BPS[(3 - n.min(3)) + i.min(2)])
-                        .collect()
+                    (0..n).map(|k| assumed(n, k)).collect()
                 };
             }
-            let role = TrackRole::of_video_index(video_n);
             if t.kind == Kind::Video {
                 video_n += 1;
             } else {

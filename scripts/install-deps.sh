@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond the Rust toolchain: Debian's Chromium
-# (browser end-to-end tests) and the npm packages of tests/browser. Idempotent.
+# (browser end-to-end tests), libopus and pkg-config (the simulator's real Opus
+# voice links the system libopus) and the npm packages of tests/browser. Idempotent.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v node >/dev/null 2>&1 || need+=(nodejs npm)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists opus 2>/dev/null || need+=(libopus-dev)
 if [ ${#need[@]} -gt 0 ]; then
   echo "install-deps: installing ${need[*]} with apt-get" >&2
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi

@@ -220,7 +220,7 @@ impl World {
             }
             // Never stand still: str0m may ask for "now" again.
             self.now = next
-                .max(self.now + Duration::from_micros(1000))
+                .max(self.now + Duration::from_micros(200))
                 .min(end.max(self.now));
             self.step();
         }

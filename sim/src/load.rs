@@ -400,6 +400,8 @@ fn run_lesson(
         .collect())
 }
 
+type LessonOutcome = Result<Vec<SchoolResult>, LoadError>;
+
 /// Run the load; `progress(elapsed, connected sessions)` about once a second.
 pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadReport, LoadError> {
     let base = plan.relay.trim_end_matches('/').to_string();
@@ -420,7 +422,7 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
         stop: &stop,
         connected: &connected,
     };
-    let results: Mutex<Vec<Option<Result<Vec<SchoolResult>, LoadError>>>> =
+    let results: Mutex<Vec<Option<LessonOutcome>>> =
         Mutex::new((0..plan.lessons.len()).map(|_| None).collect());
     let started = Instant::now();
     let mut peak = (

@@ -293,9 +293,9 @@ mod tests {
             let mut d =
                 [0, 1, 2].map(|_| opus::Decoder::new(DECODE_RATE, opus::Channels::Mono).unwrap());
             let mut out = [[0i16; DECODE_SAMPLES]; 3];
-            for i in k - 20..k {
+            for pkt in &p[k - 20..k] {
                 for (dec, o) in d.iter_mut().zip(out.iter_mut()) {
-                    dec.decode(&p[i], o, false).unwrap();
+                    dec.decode(pkt, o, false).unwrap();
                 }
             }
             d[0].decode(&p[k], &mut out[0], false).unwrap();

@@ -507,6 +507,15 @@ impl World {
         });
     }
 
+    fn loss(&mut self, peer: u64, loss: f32) {
+        self.input(Input::LinkQuality {
+            now: self.now,
+            peer: PeerId(peer),
+            loss: Some(loss),
+            rtt: None,
+        });
+    }
+
     /// Layers (index into RIDS) of the video forwarded to `peer` since packet `from`.
     fn layers_since(&self, peer: u64, from: usize) -> Vec<u8> {
         let mut v: Vec<u8> = self.video(peer)[from..].iter().map(layer_of).collect();
@@ -571,6 +580,37 @@ fn estimate_drop_switches_down_at_once_and_rise_up_after_hold() {
 }
 
 #[test]
+fn a_low_estimate_without_loss_keeps_the_lowest_layer() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    w.estimate(10, 1_000_000);
+    w.run(Duration::from_secs(2));
+    // The delay signal alone (a busy receiver, jitter) pulls the estimate down; the
+    // link loses nothing: the lowest layer keeps flowing.
+    w.estimate(10, 150_000);
+    w.loss(10, 0.0);
+    w.run(Duration::from_millis(500));
+    let before = w.video(10).len();
+    w.run(Duration::from_secs(3));
+    assert!(
+        w.video(10).len() > before + 50,
+        "video paused on a lossless link"
+    );
+    assert_eq!(w.relay.stats(w.now)[0].subscribers[0].paused_tracks, 0);
+    // Loss shows the link really is that thin: now video pauses.
+    w.loss(10, 0.06);
+    w.run(Duration::from_millis(500));
+    let paused = w.video(10).len();
+    w.run(Duration::from_secs(3));
+    assert_eq!(
+        w.video(10).len(),
+        paused,
+        "video kept flowing on a lossy thin link"
+    );
+}
+
+#[test]
 fn thin_link_pauses_video_but_never_audio() {
     let mut w = World::new();
     w.run(Duration::from_secs(1));
@@ -581,8 +621,10 @@ fn thin_link_pauses_video_but_never_audio() {
     let video_before = w.video(10).len();
     assert!(video_before > 0);
 
-    // 150 kbit/s: voice (~50k with overhead) fits, the lowest video (~150k) does not.
+    // 150 kbit/s: voice (~50k with overhead) fits, the lowest video (~150k) does not,
+    // and the overflowing link loses packets.
     w.estimate(10, 150_000);
+    w.loss(10, 0.15);
     w.run(Duration::from_millis(200));
     let video_paused = w.video(10).len();
     w.run(Duration::from_secs(5));

@@ -29,7 +29,18 @@ pub(super) struct LinkState {
     pub(super) pauses: u64,
     /// Budget limit after heavy loss, and until when it holds.
     pub(super) loss_cap: Option<(u64, Instant)>,
+    /// The link lost packets (see [`VIDEO_FLOOR_MAX_LOSS`]) and has not carried the
+    /// lowest layers by its estimate since: no video floor.
+    pub(super) lossy: bool,
     pub(super) probe: ProbeState,
+}
+
+impl LinkState {
+    pub(super) fn note_loss(&mut self, loss: Option<f32>) {
+        if loss.is_some_and(|l| l > VIDEO_FLOOR_MAX_LOSS) {
+            self.lossy = true;
+        }
+    }
 }
 
 /// Re-probes ([`Output::BweReprobe`]) while a better layer does not fit. A probe
@@ -52,6 +63,15 @@ const PROBE_MAX_EVERY: Duration = Duration::from_secs(8);
 const COLLAPSE_LOSS: f32 = 0.10;
 /// Loss above which no re-probe is asked for: the link is full already.
 const PROBE_MAX_LOSS: f32 = 0.02;
+
+/// Video pauses only once the link has lost packets. Without loss a low estimate
+/// comes from the delay signal alone, which a busy receiver's timing or jitter can
+/// drive far below what the link carries (and which then stays low, since a paused
+/// link sends little to measure): there the lowest layers keep flowing, and loss,
+/// if the link really is that thin, soon shows it. After such loss the floor stays
+/// off until the relay has resumed every track by the estimate itself, so a
+/// collapsed link is not overfilled again and again (the voice shares it).
+const VIDEO_FLOOR_MAX_LOSS: f32 = 0.02;
 
 /// How long a loss-driven budget cut holds.
 const LOSS_HOLD: Duration = Duration::from_secs(2);
@@ -210,7 +230,10 @@ pub(super) fn adapt_subscriber(
         _ => s.link.loss_cap = None,
     }
     s.link.budget = budget;
-    let video_budget = budget.saturating_sub(plan.audio_bps);
+    let raw_video_budget = budget.saturating_sub(plan.audio_bps);
+    let lowest: u64 = ladders.iter().filter_map(|l| l.rates.first()).sum();
+    let floored = !s.link.lossy && s.link.loss_cap.is_none() && raw_video_budget < lowest;
+    let video_budget = if floored { lowest } else { raw_video_budget };
     let want = adapt::allocate(video_budget, &ladders, &ac.priority);
     // What is forwarded now, in ladder terms; a layer that stopped arriving makes
     // the current allocation invalid and is replaced at once.
@@ -286,6 +309,10 @@ pub(super) fn adapt_subscriber(
     } else {
         current.unwrap_or(want)
     };
+    // The estimate itself carries every track again: the floor is back.
+    if s.link.lossy && applied.iter().all(Option::is_some) && raw_video_budget >= lowest {
+        s.link.lossy = false;
+    }
     // Keep the estimator probing towards the best allocation, and pad the link up
     // to what the next step up would send (str0m caps padding at the estimate): an
     // estimate may grow to 1.5× what is sent, so that is enough to prove the next

@@ -394,6 +394,7 @@ impl Relay {
                 rtt,
             } => {
                 if let Some(s) = self.subscriber_mut(peer) {
+                    s.link.note_loss(loss);
                     s.link.loss = loss;
                     s.link.last_loss = loss.or(s.link.last_loss);
                     s.link.rtt = rtt.or(s.link.rtt);

@@ -67,6 +67,36 @@ pub struct RelayTotals {
     pub peak_subscribers: u64,
 }
 
+/// Teacher-to-classroom time of video packets: the teacher stamps each payload
+/// when it hands it to its WebRTC stack; the classroom reads it when its stack
+/// gives the packet back. Includes both str0m stacks, the shaped links, loopback
+/// UDP, the relay and up to one loop tick of the load generator.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Latency {
+    pub packets: usize,
+    pub p50_ms: f64,
+    pub p90_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(mut us: Vec<u64>) -> Latency {
+        us.sort_unstable();
+        let at = |q: f64| {
+            us.get(((us.len() as f64 * q) as usize).min(us.len().saturating_sub(1)))
+                .map_or(0.0, |&v| v as f64 / 1000.0)
+        };
+        Latency {
+            packets: us.len(),
+            p50_ms: at(0.5),
+            p90_ms: at(0.9),
+            p99_ms: at(0.99),
+            max_ms: us.last().map_or(0.0, |&v| v as f64 / 1000.0),
+        }
+    }
+}
+
 /// The outcome of a load run.
 #[derive(Debug, Clone, Serialize)]
 pub struct LoadReport {
@@ -74,6 +104,10 @@ pub struct LoadReport {
     pub lessons: usize,
     pub duration_s: f64,
     pub relay_totals: RelayTotals,
+    pub video_latency: Latency,
+    /// Voice packets the classrooms got, of those sent while they watched.
+    pub audio_received: u64,
+    pub audio_expected: u64,
     pub schools: Vec<SchoolResult>,
 }
 
@@ -217,11 +251,15 @@ struct Shared<'a> {
     connected: &'a AtomicUsize,
 }
 
-fn run_lesson(
-    sh: &Shared,
-    index: usize,
-    l: &PlannedLesson,
-) -> Result<Vec<SchoolResult>, LoadError> {
+/// What one lesson brought back: per-school results, video latencies (µs), and
+/// voice packets received / expected.
+struct LessonRun {
+    schools: Vec<SchoolResult>,
+    latency_us: Vec<u64>,
+    audio: (u64, u64),
+}
+
+fn run_lesson(sh: &Shared, index: usize, l: &PlannedLesson) -> Result<LessonRun, LoadError> {
     let plan = sh.plan;
     let base = plan.relay.as_str();
     let name = format!("load-{}-{index}", std::process::id());
@@ -393,14 +431,37 @@ fn run_lesson(
             .call();
     }
     result?;
-    Ok(l.schools
-        .iter()
-        .zip(&schools)
-        .map(|(s, sc)| analyse(l, s, &sc.class, t0, end_at, sc.delivered).result)
-        .collect())
+    let mut latency_us = vec![];
+    let mut audio = (0, 0);
+    for sc in &schools {
+        latency_us.extend(
+            sc.class
+                .video
+                .iter()
+                .chain(&sc.class.screen)
+                .filter_map(|v| {
+                    v.sent
+                        .map(|s| v.at.saturating_duration_since(s).as_micros() as u64)
+                }),
+        );
+        if let (Some(a), Some(b)) = (sc.class.audio.first(), sc.class.audio.last()) {
+            audio.0 += sc.class.audio.len() as u64;
+            audio.1 += b - a + 1;
+        }
+    }
+    Ok(LessonRun {
+        schools: l
+            .schools
+            .iter()
+            .zip(&schools)
+            .map(|(s, sc)| analyse(l, s, &sc.class, t0, end_at, sc.delivered).result)
+            .collect(),
+        latency_us,
+        audio,
+    })
 }
 
-type LessonOutcome = Result<Vec<SchoolResult>, LoadError>;
+type LessonOutcome = Result<LessonRun, LoadError>;
 
 /// Run the load; `progress(elapsed, connected sessions)` about once a second.
 pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadReport, LoadError> {
@@ -463,9 +524,12 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
     });
     health?;
     let after = scrape(&base)?;
-    let mut schools = vec![];
+    let (mut schools, mut latency_us, mut audio) = (vec![], vec![], (0, 0));
     for r in results.into_inner().expect("results") {
-        schools.extend(r.expect("every lesson ran")?);
+        let r = r.expect("every lesson ran")?;
+        schools.extend(r.schools);
+        latency_us.extend(r.latency_us);
+        audio = (audio.0 + r.audio.0, audio.1 + r.audio.1);
     }
     let delta = |n: &str| metric(&after, n).saturating_sub(metric(&before, n));
     Ok(LoadReport {
@@ -481,6 +545,9 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
             peak_publishers: peak.0,
             peak_subscribers: peak.1,
         },
+        video_latency: Latency::of(latency_us),
+        audio_received: audio.0,
+        audio_expected: audio.1,
         schools,
     })
 }

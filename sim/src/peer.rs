@@ -43,6 +43,7 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(now: Instant, addr: SocketAddr) -> Peer {
+        epoch();
         let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
         Peer {
@@ -268,7 +269,8 @@ impl Teacher {
         let frame = (bits / 8) as usize * if key { KEYFRAME_FACTOR } else { 1 };
         let n = frame.div_ceil(MAX_PAYLOAD);
         for k in 0..n {
-            let payload = vp8_payload(self.pid[i], k == 0, key, frame / n, tag);
+            let mut payload = vp8_payload(self.pid[i], k == 0, key, frame / n, tag);
+            stamp(&mut payload, now);
             let mut api = self.peer.rtc.direct_api();
             if let Some(tx) = api.stream_tx_by_mid(mid, rid) {
                 let w = RtpWrite::new(vp8, self.seq[i].into(), self.ts[i], now, payload)
@@ -298,6 +300,32 @@ pub fn vp8_payload(picture_id: u16, first: bool, key: bool, size: usize, layer: 
     p
 }
 
+/// The instant send stamps count from (set by the first peer made).
+fn epoch() -> Instant {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Write the send time into a teacher payload's filler (the 8 bytes before the
+/// layer byte), so a receiver can tell how long the packet took; the relay
+/// forwards payloads untouched past the VP8 descriptor.
+pub fn stamp(payload: &mut [u8], sent: Instant) {
+    let n = payload.len();
+    if n >= 16 {
+        let us = sent.saturating_duration_since(epoch()).as_micros() as u64;
+        payload[n - 9..n - 1].copy_from_slice(&us.to_be_bytes());
+    }
+}
+
+/// The send time [`stamp`] wrote, if any.
+pub fn stamp_of(payload: &[u8]) -> Option<Instant> {
+    let n = payload.len();
+    let b: [u8; 8] = payload.get(n.checked_sub(9)?..n - 1)?.try_into().ok()?;
+    let us = u64::from_be_bytes(b);
+    // Filler bytes (0x55…) are not a stamp.
+    (us != u64::from_be_bytes([0x55; 8])).then(|| epoch() + Duration::from_micros(us))
+}
+
 /// One video packet as a classroom got it.
 #[derive(Debug, Clone, Copy)]
 pub struct VideoRx {
@@ -308,6 +336,8 @@ pub struct VideoRx {
     pub first: bool,
     pub key: bool,
     pub layer: u8,
+    /// When the teacher sent it (from its payload stamp).
+    pub sent: Option<Instant>,
 }
 
 /// A classroom: receives the lesson and records it.
@@ -465,6 +495,7 @@ impl Classroom {
                             first,
                             key: first && b[4] & 0x01 == 0,
                             layer: *b.last().unwrap(),
+                            sent: stamp_of(b),
                         };
                         let screen = mid.is_some() && mid == self.smid;
                         let dec = if screen {

@@ -454,6 +454,12 @@ fn load_text(r: &relay_sim::load::LoadReport) -> String {
     for x in &r.schools {
         let _ = writeln!(s, "  {}: {}", x.id, x.verdict);
     }
+    let l = &r.video_latency;
+    let _ = writeln!(
+        s,
+        "video teacher -> classroom: p50 {:.1} ms, p99 {:.1} ms over {} packets; voice packets received {} of {}",
+        l.p50_ms, l.p99_ms, l.packets, r.audio_received, r.audio_expected
+    );
     let t = &r.relay_totals;
     let _ = writeln!(
         s,

@@ -1,0 +1,278 @@
+//! Load benchmark: the real `classroom-relay` binary on loopback, driven by real
+//! str0m peers over UDP (`relay_sim::load`): L lessons, each a teacher publishing
+//! 3-layer VP8 simulcast (150/500/1500 kbit/s), slides and Opus voice, watched by
+//! classrooms on unshaped links. L steps up until the relay or the generator runs
+//! out of CPU. Prints a table and writes JSON.
+//!
+//! ```sh
+//! cargo bench -p classroom-relay --bench load                      # 1,2,4,8,16,32 lessons, 10 s each
+//! cargo bench -p classroom-relay --bench load -- --steps 4,8 --seconds 20 --json out.json
+//! ```
+//!
+//! Under `cargo test` (no `--bench` argument) it runs one short step as a smoke check.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use relay_sim::load::{run, LoadPlan, LoadReport};
+use relay_sim::population::{Link, PlannedLesson, PlannedSchool, Variation};
+use serde::Serialize;
+
+struct Relay {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_relay() -> Relay {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_classroom-relay"))
+        .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start classroom-relay");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut base = None;
+    for line in lines.by_ref() {
+        let Ok(line) = line else { break };
+        if let Some(rest) = line.strip_prefix("classroom-relay listening: http=") {
+            base = Some(format!(
+                "http://{}",
+                rest.split_whitespace().next().expect("address")
+            ));
+            break;
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Relay {
+        child,
+        base: base.expect("the relay printed its listening line"),
+    }
+}
+
+/// Clock ticks per second for /proc/*/stat (Linux's USER_HZ).
+const TICKS: f64 = 100.0;
+
+/// CPU seconds (user + system) a process has used.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after ')'.
+    let rest = stat.rsplit_once(')').map_or("", |x| x.1);
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let t = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line: 11 and 12 here.
+    (t(11) + t(12)) / TICKS
+}
+
+/// Resident memory of a process in kB.
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// A school on an unshaped link: the relay, not the link, is under test.
+fn fat_school(id: String) -> PlannedSchool {
+    PlannedSchool {
+        id,
+        region: "bench".into(),
+        link: fat_link(),
+    }
+}
+
+fn fat_link() -> Link {
+    Link {
+        access: "loopback".into(),
+        down_kbps: 1_000_000,
+        up_kbps: 1_000_000,
+        rtt_ms: 0,
+        jitter_ms: 0,
+        loss_pct: 0.0,
+        variation: Variation {
+            every_s: [3600, 3600],
+            depth: 0.0,
+        },
+    }
+}
+
+fn lessons(n: usize, schools: usize) -> Vec<PlannedLesson> {
+    (0..n)
+        .map(|i| PlannedLesson {
+            hub: format!("hub-{i}"),
+            region: "bench".into(),
+            uplink: fat_link(),
+            minutes: 1,
+            schools: (0..schools)
+                .map(|k| fat_school(format!("s{i}-{k}")))
+                .collect(),
+        })
+        .collect()
+}
+
+#[derive(Debug, Serialize)]
+struct Step {
+    lessons: usize,
+    classrooms: usize,
+    seconds: f64,
+    ingress_pps: f64,
+    egress_pps: f64,
+    egress_mbps: f64,
+    relay_cpu_cores: f64,
+    egress_pps_per_relay_core: f64,
+    generator_cpu_cores: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    relay_rss_mb: f64,
+    rss_kb_per_classroom: f64,
+    audio_loss_pct: f64,
+}
+
+#[derive(Serialize)]
+struct Output {
+    machine: String,
+    cores: usize,
+    relay_idle_rss_mb: f64,
+    steps: Vec<Step>,
+}
+
+fn step(relay: &Relay, idle_rss: u64, n: usize, schools: usize, secs: u64) -> Step {
+    let pid = relay.child.id();
+    let me = std::process::id();
+    let peak = Mutex::new(0u64);
+    let plan = LoadPlan {
+        relay: relay.base.clone(),
+        lessons: lessons(n, schools),
+        duration: Duration::from_secs(secs),
+        secret: relay_config::DEVELOPMENT_SECRET.to_string(),
+        seed: n as u64,
+    };
+    let (c0, g0, t0) = (cpu_seconds(pid), cpu_seconds(me), Instant::now());
+    let r: LoadReport = run(&plan, &|_, _| {
+        let mut p = peak.lock().expect("peak");
+        *p = (*p).max(rss_kb(pid));
+    })
+    .expect("load run");
+    let wall = t0.elapsed().as_secs_f64();
+    let (relay_cpu, gen_cpu) = (cpu_seconds(pid) - c0, cpu_seconds(me) - g0);
+    let t = &r.relay_totals;
+    let classrooms = n * schools;
+    let peak = *peak.lock().expect("peak");
+    Step {
+        lessons: n,
+        classrooms,
+        seconds: wall,
+        ingress_pps: t.packets_received as f64 / wall,
+        egress_pps: t.packets_forwarded as f64 / wall,
+        egress_mbps: t.bytes_forwarded as f64 * 8.0 / wall / 1e6,
+        relay_cpu_cores: relay_cpu / wall,
+        egress_pps_per_relay_core: t.packets_forwarded as f64 / relay_cpu.max(1e-3),
+        generator_cpu_cores: gen_cpu / wall,
+        latency_p50_ms: r.video_latency.p50_ms,
+        latency_p99_ms: r.video_latency.p99_ms,
+        relay_rss_mb: peak as f64 / 1024.0,
+        rss_kb_per_classroom: peak.saturating_sub(idle_rss) as f64 / classrooms as f64,
+        audio_loss_pct: 100.0 * (1.0 - r.audio_received as f64 / r.audio_expected.max(1) as f64),
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let bench = args.iter().any(|a| a == "--bench");
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let steps: Vec<usize> = match arg("--steps") {
+        Some(s) => s
+            .split(',')
+            .map(|x| x.trim().parse().expect("--steps: numbers like 1,2,4"))
+            .collect(),
+        None if bench => vec![1, 2, 4, 8, 16, 32],
+        None => vec![1],
+    };
+    let secs: u64 = arg("--seconds").map_or(if bench { 10 } else { 5 }, |s| {
+        s.parse().expect("--seconds: a number")
+    });
+    let schools: usize = arg("--schools").map_or(3, |s| s.parse().expect("--schools: a number"));
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let relay = start_relay();
+    std::thread::sleep(Duration::from_millis(500));
+    let idle = rss_kb(relay.child.id());
+    println!(
+        "classroom-relay load benchmark: {} ({cores} cores), {schools} classrooms per lesson, {secs} s per step, relay idle RSS {:.1} MB",
+        cpu_model(),
+        idle as f64 / 1024.0
+    );
+    println!(
+        "| lessons | classrooms | ingress pkt/s | egress pkt/s | egress Mbit/s | relay CPU (cores) | egress pkt/s per relay core | generator CPU (cores) | latency p50 / p99 ms | relay RSS MB | RSS per classroom kB | audio loss % |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut out = Output {
+        machine: cpu_model(),
+        cores,
+        relay_idle_rss_mb: idle as f64 / 1024.0,
+        steps: vec![],
+    };
+    for &n in &steps {
+        let s = step(&relay, idle, n, schools, secs);
+        println!(
+            "| {} | {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} | {:.0} | {:.2} |",
+            s.lessons,
+            s.classrooms,
+            s.ingress_pps,
+            s.egress_pps,
+            s.egress_mbps,
+            s.relay_cpu_cores,
+            s.egress_pps_per_relay_core,
+            s.generator_cpu_cores,
+            s.latency_p50_ms,
+            s.latency_p99_ms,
+            s.relay_rss_mb,
+            s.rss_kb_per_classroom,
+            s.audio_loss_pct
+        );
+        let saturated = s.relay_cpu_cores > 0.9 || s.generator_cpu_cores > cores as f64 - 1.1;
+        out.steps.push(s);
+        if saturated {
+            println!("(stopped stepping: a core is saturated)");
+            break;
+        }
+    }
+    if !bench {
+        let s = &out.steps[0];
+        assert!(s.egress_pps > 100.0, "the relay forwarded nothing: {s:?}");
+        assert!(s.latency_p50_ms > 0.0, "no latency samples: {s:?}");
+    }
+    let path = arg("--json").unwrap_or_else(|| {
+        std::env::temp_dir()
+            .join("classroom-relay-load-bench.json")
+            .display()
+            .to_string()
+    });
+    std::fs::write(&path, serde_json::to_string_pretty(&out).expect("json"))
+        .expect("write the JSON report");
+    println!("JSON: {path}");
+}

@@ -5,5 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 cargo test --workspace --locked
-# Micro-benchmarks run once each as a smoke check, so they cannot rot.
+# Benchmarks run briefly as a smoke check, so they cannot rot: the micro-benchmarks
+# once each, the load benchmark one short step (debug build: figures meaningless).
 cargo test -p relay-core --bench forward --locked
+cargo test -p classroom-relay --bench load --locked

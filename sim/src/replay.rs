@@ -99,6 +99,13 @@ pub fn needs_kbps(layer: usize) -> u64 {
     bps * 100 / 85 / 1000
 }
 
+/// The hub uplink a teacher needs to send `layers` camera layers with slides
+/// (see [`crate::world::teacher_layers`]).
+pub fn hub_needs_kbps(layers: usize) -> u64 {
+    let bps: u64 = LAYER_BPS[..layers].iter().sum::<u64>() + SCREEN_BPS;
+    (bps * 110 / 100 + 40_000) * 100 / 85 / 1000
+}
+
 fn mbit(kbps: u64) -> String {
     let m = kbps as f64 / 1000.0;
     if m < 1.0 {
@@ -115,18 +122,26 @@ pub fn verdict(
     freezes: usize,
     freeze_ms: u64,
     concealed: f64,
+    hub_layers: usize,
 ) -> String {
-    let mut v = match share.main() {
-        "720p" => "carried the lesson at 720p".to_string(),
-        "360p" => format!(
+    let main = share.main();
+    let layer = LAYER_NAMES.iter().position(|n| *n == main);
+    let mut v = match layer {
+        // The best the teacher sends: the hub's uplink, not this link, is the limit.
+        Some(k) if k + 1 == hub_layers && hub_layers < LAYER_NAMES.len() => format!(
+            "carried the lesson at {main}, the best the hub's uplink sends (720p with slides needs about {} up at the hub)",
+            mbit(hub_needs_kbps(LAYER_NAMES.len()))
+        ),
+        Some(2) => "carried the lesson at 720p".to_string(),
+        Some(1) => format!(
             "carried the lesson at 360p; 720p needs about {}",
             mbit(needs_kbps(2))
         ),
-        "180p" => format!(
+        Some(_) => format!(
             "carried the lesson at 180p only; 360p needs about {}",
             mbit(needs_kbps(1))
         ),
-        _ => format!(
+        None => format!(
             "voice only for {:.0} % of the lesson; video needs about {}",
             share.audio_only * 100.0,
             mbit(needs_kbps(0))
@@ -326,6 +341,7 @@ pub fn analyse(
             freezes,
             frozen.as_millis() as u64,
             concealed,
+            crate::world::teacher_layers(l.uplink.up_kbps, true),
         ),
         layer_share: share,
     };

@@ -143,6 +143,11 @@ fn a_short_replay_gives_thin_links_lower_layers_and_clear_voice() {
     // Hub B's teacher is behind 3 Mbit/s: with the slides, the camera's top layer
     // does not fit there, so even a fibre school gets 360p.
     assert_eq!(fibre.layer_share.main(), "360p");
+    assert!(
+        fibre.verdict.contains("the best the hub's uplink sends"),
+        "{}",
+        fibre.verdict
+    );
     assert_ne!(thin.layer_share.main(), "720p");
     assert!(thin.verdict.contains("needs about"), "{}", thin.verdict);
     // Every school here has more than 300 kbit/s: the voice stays clear.

@@ -62,7 +62,14 @@ impl LinkShape {
                     .into()
             }
         };
-        let queue_bytes = (self.kbps * 1000 / 8) as f64 * self.queue.as_secs_f64();
+        // str0m-netem counts a packet against the buffer from the moment it enters
+        // until it leaves the far end, its propagation delay included, whereas a
+        // real bottleneck's buffer holds only what waits for the wire. Sized as the
+        // queue alone, a 300 ms buffer on a 330 ms satellite hop dropped packets at
+        // 90 % load, queue empty. So the buffer also holds what the delay line
+        // carries at the link rate.
+        let held = self.queue + self.delay + self.jitter;
+        let queue_bytes = (self.kbps * 1000 / 8) as f64 * held.as_secs_f64();
         NetemConfig::new()
             .latency(self.delay)
             .jitter(self.jitter)

@@ -361,7 +361,25 @@ pub fn timeline_svg(t: &Timeline) -> String {
     s
 }
 
-/// Write report.json, schools.csv, quality.svg and (if any) timeline.svg.
+/// The timeline's figures, one row per second; the layer is -1 while no camera
+/// picture plays, and `freeze_ms` is the length of a freeze that starts in that
+/// second.
+pub fn timeline_csv(t: &Timeline) -> String {
+    let mut s = String::from("school,second,capacity_kbps,estimate_kbps,layer,freeze_ms\n");
+    for &(sec, cap, est, layer) in &t.points {
+        let frozen: u64 = t
+            .freezes
+            .iter()
+            .filter(|(at, _)| *at as u64 == sec)
+            .map(|f| f.1)
+            .sum();
+        let _ = writeln!(s, "{},{sec},{cap},{est},{layer},{frozen}", t.school);
+    }
+    s
+}
+
+/// Write report.json, schools.csv, quality.svg and (if any) timeline.svg and
+/// timeline.csv.
 pub fn write(dir: &Path, r: &Report, timeline: Option<&Timeline>) -> std::io::Result<Vec<String>> {
     std::fs::create_dir_all(dir)?;
     let mut written = vec![];
@@ -384,6 +402,7 @@ pub fn write(dir: &Path, r: &Report, timeline: Option<&Timeline>) -> std::io::Re
     )?;
     if let Some(t) = timeline {
         put("timeline.svg", &timeline_svg(t))?;
+        put("timeline.csv", &timeline_csv(t))?;
     }
     Ok(written)
 }

@@ -28,7 +28,7 @@ struct Cli {
 enum Cmd {
     /// Run lessons on a virtual clock: the relay's real core and str0m edge, str0m
     /// teacher and classrooms, emulated school links. Writes report.json,
-    /// schools.csv, quality.svg and timeline.svg to --out.
+    /// schools.csv, quality.svg, timeline.svg and timeline.csv to --out.
     Replay(ReplayArgs),
     /// Real str0m peers over real UDP against a running relay: per lesson a teacher
     /// (camera simulcast, slides, Opus voice) and one classroom per school, each
@@ -97,7 +97,7 @@ struct ReplayArgs {
     /// Threads (default: all cores).
     #[arg(long)]
     jobs: Option<usize>,
-    /// School whose lesson timeline.svg shows (default: the first thin-link one).
+    /// School whose lesson timeline.svg and timeline.csv show (default: the first thin-link one).
     #[arg(long)]
     timeline: Option<String>,
 }

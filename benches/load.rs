@@ -16,9 +16,12 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use relay_sim::load::{run, LoadPlan, LoadReport};
+use relay_sim::load::{run, LoadPlan, LoadReport, Server};
 use relay_sim::population::{Link, PlannedLesson, PlannedSchool, Variation};
 use serde::Serialize;
+
+#[path = "load_janus.rs"]
+mod versus;
 
 struct Relay {
     child: Child,
@@ -32,9 +35,31 @@ impl Drop for Relay {
     }
 }
 
-fn start_relay() -> Relay {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_classroom-relay"))
-        .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+/// The relay on loopback, or (with `netns`) inside that network namespace on
+/// `ip` (for the side-by-side run with Janus).
+fn start_relay(netns: Option<(&str, &str)>) -> Relay {
+    let bin = env!("CARGO_BIN_EXE_classroom-relay");
+    let mut cmd = match netns {
+        Some((ns, ip)) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, bin, "serve"]);
+            c.args(["--http", &format!("{ip}:0"), "--udp", &format!("{ip}:0")]);
+            c.args(["--advertise", ip]);
+            // Janus forwards what a subscriber asks for, without link estimation:
+            // the relay does the same here (top layer, no adaptation), so both
+            // forward the same packets.
+            let cfg = std::env::temp_dir().join("classroom-relay-bench-fixed.json");
+            std::fs::write(&cfg, r#"{"media": {"adaptation": false}}"#).expect("write config");
+            c.arg("--config").arg(cfg);
+            c
+        }
+        None => {
+            let mut c = Command::new(bin);
+            c.args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
+            c
+        }
+    };
+    let mut child = cmd
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -157,6 +182,18 @@ struct Output {
 }
 
 fn step(relay: &Relay, idle_rss: u64, n: usize, schools: usize, secs: u64) -> Step {
+    step_on(relay, Server::ClassroomRelay, idle_rss, n, schools, secs).0
+}
+
+/// One step against `server`; also the run's report.
+fn step_on(
+    relay: &Relay,
+    server: Server,
+    idle_rss: u64,
+    n: usize,
+    schools: usize,
+    secs: u64,
+) -> (Step, LoadReport) {
     let pid = relay.child.id();
     let me = std::process::id();
     let peak = Mutex::new(0u64);
@@ -166,6 +203,7 @@ fn step(relay: &Relay, idle_rss: u64, n: usize, schools: usize, secs: u64) -> St
         duration: Duration::from_secs(secs),
         secret: relay_config::DEVELOPMENT_SECRET.to_string(),
         seed: n as u64,
+        server,
     };
     let (c0, g0, t0) = (cpu_seconds(pid), cpu_seconds(me), Instant::now());
     let r: LoadReport = run(&plan, &|_, _| {
@@ -178,7 +216,7 @@ fn step(relay: &Relay, idle_rss: u64, n: usize, schools: usize, secs: u64) -> St
     let t = &r.relay_totals;
     let classrooms = n * schools;
     let peak = *peak.lock().expect("peak");
-    Step {
+    let step = Step {
         lessons: n,
         classrooms,
         seconds: wall,
@@ -193,7 +231,8 @@ fn step(relay: &Relay, idle_rss: u64, n: usize, schools: usize, secs: u64) -> St
         relay_rss_mb: peak as f64 / 1024.0,
         rss_kb_per_classroom: peak.saturating_sub(idle_rss) as f64 / classrooms as f64,
         audio_loss_pct: 100.0 * (1.0 - r.audio_received as f64 / r.audio_expected.max(1) as f64),
-    }
+    };
+    (step, r)
 }
 
 fn main() {
@@ -218,7 +257,11 @@ fn main() {
     });
     let schools: usize = arg("--schools").map_or(3, |s| s.parse().expect("--schools: a number"));
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let relay = start_relay();
+    if args.iter().any(|a| a == "--janus") {
+        versus::main(&args);
+        return;
+    }
+    let relay = start_relay(None);
     std::thread::sleep(Duration::from_millis(500));
     let idle = rss_kb(relay.child.id());
     println!(

@@ -9,3 +9,6 @@ cargo test --workspace --locked
 # once each, the load benchmark one short step (debug build: figures meaningless).
 cargo test -p relay-core --bench forward --locked
 cargo test -p classroom-relay --bench load --locked
+# The side-by-side with Janus, one short step (installs Debian's janus; needs root
+# for its network namespace).
+cargo test -p classroom-relay --bench load --locked -- --janus

@@ -8,6 +8,7 @@
 //! - [`population`]: the documented school links and the assumed access kinds.
 //! - [`replay`]: replay mode, lesson by lesson; [`report`]: its outputs.
 
+pub mod janus;
 pub mod link;
 pub mod load;
 pub mod metrics;

@@ -16,6 +16,9 @@ use relay_http::token::{sign, Claims, TokenRole};
 use serde::Serialize;
 use str0m_netem::{Input as NInput, Output as NOutput};
 
+use serde_json::json;
+
+use crate::janus;
 use crate::link::{Pipe, Pkt};
 use crate::peer::{Classroom, Teacher};
 use crate::population::{Draw, PlannedLesson};
@@ -39,6 +42,18 @@ pub struct LoadPlan {
     /// The relay's token secret: the load signs its own teacher and classroom tokens.
     pub secret: String,
     pub seed: u64,
+    pub server: Server,
+}
+
+/// What answers at [`LoadPlan::relay`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// classroom-relay: WHIP and WHEP with signed tokens; totals from `/metrics`.
+    ClassroomRelay,
+    /// Janus's VideoRoom through its HTTP API (`relay` is the API base, e.g.
+    /// `http://198.18.77.2:18088/janus`), for the side-by-side benchmark: one room
+    /// per lesson, no tokens, no relay totals.
+    Janus,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +123,9 @@ pub struct LoadReport {
     /// Voice packets the classrooms got, of those sent while they watched.
     pub audio_received: u64,
     pub audio_expected: u64,
+    /// RTP packets (camera, slides, voice) the classrooms' WebRTC stacks handed
+    /// over: what the server forwarded, as the receivers count it.
+    pub classroom_packets: u64,
     pub schools: Vec<SchoolResult>,
 }
 
@@ -257,6 +275,7 @@ struct LessonRun {
     schools: Vec<SchoolResult>,
     latency_us: Vec<u64>,
     audio: (u64, u64),
+    packets: u64,
 }
 
 fn run_lesson(sh: &Shared, index: usize, l: &PlannedLesson) -> Result<LessonRun, LoadError> {
@@ -275,28 +294,49 @@ fn run_lesson(sh: &Shared, index: usize, l: &PlannedLesson) -> Result<LessonRun,
 
     let t0 = Instant::now();
     let (tsock, taddr) = udp(sh.ip)?;
-    let (mut teacher, offer, pending) = Teacher::new(t0, taddr, true);
+    let mut janus = match plan.server {
+        Server::Janus => Some(JanusLesson::open(base)?),
+        Server::ClassroomRelay => None,
+    };
+    let (mut teacher, answer) = if let Some(j) = &mut janus {
+        let (mut teacher, offer, pending) =
+            Teacher::with_rid_order(t0, taddr, true, &["f", "h", "q"]);
+        let answer = j.publish(&offer)?;
+        teacher.peer.accept(pending, &answer);
+        // Janus lets subscribers join only a feed that is up.
+        publish_until_up(&tsock, &mut teacher, sh.stop)?;
+        (teacher, answer)
+    } else {
+        let (mut teacher, offer, pending) = Teacher::new(t0, taddr, true);
+        let token = sign(
+            &plan.secret,
+            &Claims::new(&name, TokenRole::Teacher, None, exp),
+        );
+        let (answer, loc) = exchange(base, &format!("/whip/{name}"), &token, &offer)?;
+        sessions.extend(loc.map(|u| (u, token)));
+        teacher.peer.accept(pending, &answer);
+        (teacher, answer)
+    };
     teacher.layers = teacher_layers(l.uplink.up_kbps, true);
-    let token = sign(
-        &plan.secret,
-        &Claims::new(&name, TokenRole::Teacher, None, exp),
-    );
-    let (answer, loc) = exchange(base, &format!("/whip/{name}"), &token, &offer)?;
-    sessions.extend(loc.map(|u| (u, token)));
-    teacher.peer.accept(pending, &answer);
     let mut t_up = Pipe::new(shape(&l.uplink, l.uplink.up_kbps), seed);
 
     let mut schools = vec![];
     for (i, s) in l.schools.iter().enumerate() {
         let (sock, local) = udp(sh.ip)?;
-        let (mut class, offer, pending) = Classroom::new(t0, local, i, true);
-        let token = sign(
-            &plan.secret,
-            &Claims::new(&name, TokenRole::Classroom, Some(&s.id), exp),
-        );
-        let (answer, loc) = exchange(base, &format!("/whep/{name}"), &token, &offer)?;
-        sessions.extend(loc.map(|u| (u, token)));
-        class.peer.accept(pending, &answer);
+        let class = if let Some(j) = &mut janus {
+            j.subscribe(t0, local, i)?
+        } else {
+            let (mut class, offer, pending) = Classroom::new(t0, local, i, true);
+            let token = sign(
+                &plan.secret,
+                &Claims::new(&name, TokenRole::Classroom, Some(&s.id), exp),
+            );
+            let (answer, loc) = exchange(base, &format!("/whep/{name}"), &token, &offer)?;
+            sessions.extend(loc.map(|u| (u, token)));
+            class.peer.accept(pending, &answer);
+            class
+        };
+        let mut class = class;
         let sched = schedule(&s.link, minutes, &mut draw);
         let up = shape(&s.link, s.link.up_kbps);
         class.set_round_trip(sched[0].1.delay + up.delay + Duration::from_millis(l.uplink.rtt_ms));
@@ -424,6 +464,9 @@ fn run_lesson(sh: &Shared, index: usize, l: &PlannedLesson) -> Result<LessonRun,
         }
     }
     let end_at = Instant::now();
+    if let Some(j) = janus {
+        j.session.destroy();
+    }
     for (url, token) in sessions {
         let _ = agent()
             .delete(&url)
@@ -433,7 +476,10 @@ fn run_lesson(sh: &Shared, index: usize, l: &PlannedLesson) -> Result<LessonRun,
     result?;
     let mut latency_us = vec![];
     let mut audio = (0, 0);
+    let mut packets = 0;
     for sc in &schools {
+        let c = &sc.class;
+        packets += (c.video.len() + c.screen.len() + c.audio_rx.len()) as u64;
         latency_us.extend(
             sc.class
                 .video
@@ -458,7 +504,108 @@ fn run_lesson(sh: &Shared, index: usize, l: &PlannedLesson) -> Result<LessonRun,
             .collect(),
         latency_us,
         audio,
+        packets,
     })
+}
+
+/// Run the teacher alone (unshaped) until its session is up and it has sent
+/// media for a moment.
+fn publish_until_up(sock: &UdpSocket, t: &mut Teacher, stop: &AtomicBool) -> Result<(), LoadError> {
+    let start = Instant::now();
+    let mut buf = vec![0u8; 4000];
+    let mut up_at = None;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if up_at.is_some_and(|u| now - u > Duration::from_millis(500)) {
+            return Ok(());
+        }
+        if now - start > CONNECT_WITHIN {
+            break;
+        }
+        receive_all(sock, &mut buf, |from, d| t.peer.receive(now, from, d));
+        t.peer.tick(now);
+        t.step(now);
+        for (to, data) in t.peer.outbox.drain(..) {
+            let _ = sock.send_to(&data, to);
+        }
+        if t.connected && up_at.is_none() {
+            up_at = Some(now);
+        }
+        std::thread::sleep(TICK);
+    }
+    Err(LoadError::Failed(format!(
+        "the teacher's session did not come up within {} s",
+        CONNECT_WITHIN.as_secs()
+    )))
+}
+
+/// A lesson's room on Janus.
+struct JanusLesson {
+    session: janus::Session,
+    room: u64,
+    publisher: u64,
+}
+
+impl JanusLesson {
+    fn open(base: &str) -> Result<JanusLesson, LoadError> {
+        let mut session = janus::Session::create(base)?;
+        let h = session.attach()?;
+        static ROOMS: AtomicUsize = AtomicUsize::new(0);
+        let n = ROOMS.fetch_add(1, Ordering::Relaxed) as u64;
+        let room = 1_000_000 + (std::process::id() as u64 % 1000) * 100_000 + n;
+        session.request(
+            h,
+            json!({"request": "create", "room": room, "publishers": 1,
+                   "videocodec": "vp8", "audiocodec": "opus", "bitrate": 0,
+                   "is_private": true}),
+            None,
+        )?;
+        Ok(JanusLesson {
+            session,
+            room,
+            publisher: h,
+        })
+    }
+
+    /// The teacher joins as the room's publisher; Janus's answer.
+    fn publish(&mut self, offer: &str) -> Result<String, LoadError> {
+        let r = self.session.request(
+            self.publisher,
+            json!({"request": "joinandconfigure", "room": self.room, "ptype": "publisher",
+                   "audio": true, "video": true}),
+            Some(("offer", offer)),
+        )?;
+        let id = r.data["id"].as_u64();
+        self.publisher =
+            id.ok_or_else(|| LoadError::Failed(format!("Janus: no publisher id in {}", r.data)))?;
+        r.sdp
+            .ok_or_else(|| LoadError::Failed("Janus answered the teacher without SDP".into()))
+    }
+
+    /// A classroom subscribes to every stream of the teacher, the camera at its
+    /// top layer (what the relay forwards on an unshaped link).
+    fn subscribe(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        school: usize,
+    ) -> Result<Classroom, LoadError> {
+        let h = self.session.attach()?;
+        let r = self.session.request(
+            h,
+            json!({"request": "join", "room": self.room, "ptype": "subscriber",
+                   "streams": [{"feed": self.publisher}]}),
+            None,
+        )?;
+        let offer = r
+            .sdp
+            .ok_or_else(|| LoadError::Failed("Janus offered the classroom no SDP".into()))?;
+        let (class, answer) =
+            Classroom::answering(now, local, school, &offer).map_err(LoadError::Failed)?;
+        self.session
+            .request(h, json!({"request": "start"}), Some(("answer", &answer)))?;
+        Ok(class)
+    }
 }
 
 type LessonOutcome = Result<LessonRun, LoadError>;
@@ -472,8 +619,14 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
         duration: plan.duration,
         secret: plan.secret.clone(),
         seed: plan.seed,
+        server: plan.server,
     };
-    let before = scrape(&base)?;
+    // Janus has no /metrics: its health is its /info, and no relay totals.
+    let check = |base: &str| match plan.server {
+        Server::ClassroomRelay => scrape(base),
+        Server::Janus => janus::alive(base).map(|_| BTreeMap::new()),
+    };
+    let before = check(&base)?;
     let ip = local_ip(&base)?;
     let stop = AtomicBool::new(false);
     let connected = AtomicUsize::new(0);
@@ -505,7 +658,7 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
         let mut failures = 0;
         while results.lock().expect("results").iter().any(Option::is_none) {
             std::thread::sleep(CHECK_EVERY);
-            match scrape(&base) {
+            match check(&base) {
                 Ok(m) => {
                     failures = 0;
                     peak.0 = peak.0.max(metric(&m, "publishers"));
@@ -523,10 +676,12 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
         }
     });
     health?;
-    let after = scrape(&base)?;
+    let after = check(&base)?;
     let (mut schools, mut latency_us, mut audio) = (vec![], vec![], (0, 0));
+    let mut classroom_packets = 0;
     for r in results.into_inner().expect("results") {
         let r = r.expect("every lesson ran")?;
+        classroom_packets += r.packets;
         schools.extend(r.schools);
         latency_us.extend(r.latency_us);
         audio = (audio.0 + r.audio.0, audio.1 + r.audio.1);
@@ -548,6 +703,7 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
         video_latency: Latency::of(latency_us),
         audio_received: audio.0,
         audio_expected: audio.1,
+        classroom_packets,
         schools,
     })
 }

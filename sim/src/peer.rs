@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use str0m::change::{SdpAnswer, SdpApi, SdpPendingOffer};
+use str0m::change::{SdpAnswer, SdpApi, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{
     Direction, KeyframeRequestKind, MediaKind, Mid, Rid, Simulcast, SimulcastLayer,
@@ -131,12 +131,23 @@ pub struct Teacher {
 impl Teacher {
     /// A teacher with a camera and, if `screen`, slides as a second video track.
     pub fn new(now: Instant, addr: SocketAddr, screen: bool) -> (Teacher, String, SdpPendingOffer) {
+        Teacher::with_rid_order(now, addr, screen, &RIDS)
+    }
+
+    /// The same, its offer listing the simulcast rids in `order` (Janus takes the
+    /// first as the highest).
+    pub fn with_rid_order(
+        now: Instant,
+        addr: SocketAddr,
+        screen: bool,
+        order: &[&str],
+    ) -> (Teacher, String, SdpPendingOffer) {
         let mut peer = Peer::new(now, addr);
         let (mut amid, mut vmid, mut smid) = (Mid::from("a"), Mid::from("v"), None);
         let (offer, pending) = peer.offer(|api| {
             amid = api.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
             let mut sim = Simulcast::new();
-            for r in RIDS {
+            for &r in order {
                 sim.add_send_layer(SimulcastLayer::new(r));
             }
             vmid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
@@ -293,7 +304,13 @@ pub fn vp8_payload(picture_id: u16, first: bool, key: bool, size: usize, layer: 
         picture_id as u8,
     ];
     if first {
-        p.push(if key { 0x00 } else { 0x01 });
+        if key {
+            // Frame tag, then the start code and a 1280×720 size, as a decoder (and
+            // Janus's keyframe check) expects of a keyframe.
+            p.extend_from_slice(&[0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, 0x00, 0x05, 0xd0, 0x02]);
+        } else {
+            p.push(0x01);
+        }
     }
     p.resize(size.max(8) - 1, 0x55);
     p.push(layer);
@@ -443,7 +460,54 @@ impl Classroom {
                 smid = Some(api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None));
             }
         });
-        let c = Classroom {
+        (
+            Classroom::with_peer(peer, school, amid, smid),
+            offer,
+            pending,
+        )
+    }
+
+    /// A classroom that answers a server's offer (Janus offers to its
+    /// subscribers): the audio m-line, and the second video one as the screen.
+    pub fn answering(
+        now: Instant,
+        addr: SocketAddr,
+        school: usize,
+        offer: &str,
+    ) -> Result<(Classroom, String), String> {
+        let mut peer = Peer::new(now, addr);
+        let parsed = SdpOffer::from_sdp_string(offer).map_err(|e| format!("offer: {e}"))?;
+        let answer = peer
+            .rtc
+            .sdp_api()
+            .accept_offer(parsed)
+            .map_err(|e| format!("offer not acceptable: {e}"))?;
+        let (mut kind, mut audio, mut video) = ("", None, vec![]);
+        for line in offer.lines() {
+            if let Some(m) = line.strip_prefix("m=") {
+                kind = if m.starts_with("audio") {
+                    "audio"
+                } else if m.starts_with("video") {
+                    "video"
+                } else {
+                    ""
+                };
+            } else if let Some(mid) = line.trim_end().strip_prefix("a=mid:") {
+                match kind {
+                    "audio" if audio.is_none() => audio = Some(Mid::from(mid)),
+                    "video" => video.push(Mid::from(mid)),
+                    _ => {}
+                }
+            }
+        }
+        let amid = audio.ok_or("the offer has no audio")?;
+        let mut c = Classroom::with_peer(peer, school, amid, video.get(1).copied());
+        c.peer.drain();
+        Ok((c, answer.to_sdp_string()))
+    }
+
+    fn with_peer(peer: Peer, school: usize, amid: Mid, smid: Option<Mid>) -> Classroom {
+        Classroom {
             peer,
             school,
             amid,
@@ -457,8 +521,7 @@ impl Classroom {
             decoder: DecoderState::default(),
             screen_decoder: DecoderState::default(),
             plis: 0,
-        };
-        (c, offer, pending)
+        }
     }
 
     /// A receiver on a link with this round trip waits that long (and a little)

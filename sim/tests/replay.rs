@@ -244,10 +244,15 @@ fn classroom_sim_replay_command() {
     }
     let tl = std::fs::read_to_string(out.join("timeline.csv")).unwrap();
     let rows: Vec<&str> = tl.lines().collect();
-    assert_eq!(rows[0], "school,second,capacity_kbps,estimate_kbps,layer,freeze_ms");
+    assert_eq!(
+        rows[0],
+        "school,second,capacity_kbps,estimate_kbps,layer,freeze_ms"
+    );
     // One row per second of the lesson, second 0 included; capacity from the link.
     assert!(rows.len() > 60, "{} timeline rows", rows.len());
-    assert!(rows[1..].iter().all(|r| r.split(',').nth(2).is_some_and(|c| c != "0")));
+    assert!(rows[1..]
+        .iter()
+        .all(|r| r.split(',').nth(2).is_some_and(|c| c != "0")));
     let _ = std::fs::remove_dir_all(&out);
 
     let bad = std::process::Command::new(exe)

@@ -25,6 +25,7 @@ fn plan(base: &str, duration: Duration) -> LoadPlan {
         duration,
         secret: relay_config::DEVELOPMENT_SECRET.to_string(),
         seed: 3,
+        server: relay_sim::load::Server::ClassroomRelay,
     }
 }
 

@@ -366,6 +366,7 @@ fn load(a: LoadArgs) -> ExitCode {
         duration,
         secret,
         seed: a.seed,
+        server: relay_sim::load::Server::ClassroomRelay,
     };
     let sessions = a.lessons * (1 + a.schools_per_lesson);
     eprintln!(

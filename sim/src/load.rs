@@ -627,6 +627,9 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
         Server::Janus => janus::alive(base).map(|_| BTreeMap::new()),
     };
     let before = check(&base)?;
+    // The teacher's voice is encoded once per process, on first use (the better
+    // part of a second): done here, it cannot stall the first lessons' loops.
+    let _ = crate::voice::packets();
     let ip = local_ip(&base)?;
     let stop = AtomicBool::new(false);
     let connected = AtomicUsize::new(0);

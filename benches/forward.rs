@@ -72,6 +72,7 @@ impl Lesson {
                 slots: vec![SlotSpec {
                     mid: Mid::new("1"),
                     kind: Kind::Video,
+                    redundant: false,
                 }],
                 layer: Some(LayerPref::Medium),
             });

@@ -43,8 +43,20 @@ pub struct Peer {
 
 impl Peer {
     pub fn new(now: Instant, addr: SocketAddr) -> Peer {
+        Peer::build(now, addr, false)
+    }
+
+    /// A peer that offers RED for Opus, as browsers do.
+    pub fn with_red(now: Instant, addr: SocketAddr) -> Peer {
+        Peer::build(now, addr, true)
+    }
+
+    fn build(now: Instant, addr: SocketAddr, red: bool) -> Peer {
         epoch();
-        let mut rtc = Rtc::builder().set_rtp_mode(true).build(now);
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .enable_opus(true, red)
+            .build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
         Peer {
             rtc,
@@ -375,6 +387,10 @@ pub struct Classroom {
     screen_decoder: DecoderState,
     /// Keyframe requests (PLI) this classroom sent.
     pub plis: u64,
+    /// The negotiated RED payload type for voice, once looked up.
+    red_pt: Option<Option<u8>>,
+    /// Voice packets that never came but were rebuilt from the next packet's RED.
+    pub red_recovered: u64,
 }
 
 /// What a browser's video receiver does about loss: a packet missing for longer
@@ -451,7 +467,7 @@ impl Classroom {
         school: usize,
         screen: bool,
     ) -> (Classroom, String, SdpPendingOffer) {
-        let mut peer = Peer::new(now, addr);
+        let mut peer = Peer::with_red(now, addr);
         let (mut amid, mut smid) = (Mid::from("a"), None);
         let (offer, pending) = peer.offer(|api| {
             amid = api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
@@ -506,6 +522,47 @@ impl Classroom {
         Ok((c, answer.to_sdp_string()))
     }
 
+    /// A voice packet: plain Opus, or RED whose redundant block rebuilds the
+    /// packet before it if that one never came.
+    fn on_audio(&mut self, now: Instant, seq: u64, pt: u8, payload: &[u8]) {
+        let red_pt = *self.red_pt.get_or_insert_with(|| {
+            self.peer
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .find(|p| p.spec().codec == Codec::Opus)
+                .and_then(|p| p.red())
+                .map(|pt| *pt)
+        });
+        let put = |c: &mut Classroom, seq: u64, data: &[u8]| {
+            if c.audio.insert(seq) {
+                c.audio_at.push(now);
+                c.audio_rx.push((seq, now, data.to_vec()));
+            }
+        };
+        if red_pt != Some(pt) {
+            put(self, seq, payload);
+            return;
+        }
+        let Some(blocks) = relay_core::red::parse(payload) else {
+            return;
+        };
+        if let Some(primary) = blocks.last() {
+            put(self, seq, primary.data);
+        }
+        for b in &blocks[..blocks.len().saturating_sub(1)] {
+            // Frames are 20 ms (960 at 48 kHz) apart, one sequence number each.
+            if b.ts_offset % 960 == 0 && b.ts_offset > 0 && seq >= (b.ts_offset / 960) as u64 {
+                let back = seq - (b.ts_offset / 960) as u64;
+                if !self.audio.contains(&back) {
+                    self.red_recovered += 1;
+                }
+                put(self, back, b.data);
+            }
+        }
+    }
+
     fn with_peer(peer: Peer, school: usize, amid: Mid, smid: Option<Mid>) -> Classroom {
         Classroom {
             peer,
@@ -521,6 +578,8 @@ impl Classroom {
             decoder: DecoderState::default(),
             screen_decoder: DecoderState::default(),
             plis: 0,
+            red_pt: None,
+            red_recovered: 0,
         }
     }
 
@@ -544,9 +603,7 @@ impl Classroom {
                         .stream_rx(&p.header.ssrc)
                         .map(|s| s.mid());
                     if mid == Some(self.amid) {
-                        self.audio.insert(*p.seq_no);
-                        self.audio_at.push(now);
-                        self.audio_rx.push((*p.seq_no, now, p.payload.to_vec()));
+                        self.on_audio(now, *p.seq_no, *p.header.payload_type, &p.payload);
                     } else if p.payload.len() >= 5 {
                         let b = &p.payload;
                         let first = b[0] & 0x10 != 0;

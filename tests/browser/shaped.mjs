@@ -81,6 +81,8 @@ for (const [name, c] of [['full', F], ['limited', L]]) {
   if (c.frames_per_s < 8) await fail(`${name} classroom decoded only ${c.frames_per_s} frames/s`);
   if (c.frozen_s > 1.0) await fail(`${name} classroom froze ${c.frozen_s} s in ${windowS} s`);
   if (c.audio_packets_per_s < 45) await fail(`${name} classroom got only ${c.audio_packets_per_s} audio packets/s`);
+  // The voice must decode, not only arrive (the relay wraps it in RED for Chromium).
+  if (c.audio_concealed_pct > 5) await fail(`${name} classroom concealed ${c.audio_concealed_pct} % of its audio`);
 }
 // What the relay says of the two school links, while both are connected.
 const status = await (await fetch(`${fullBase}/api/lessons`)).json();

@@ -33,6 +33,7 @@ mod codec;
 mod ids;
 mod keyframe;
 mod layers;
+pub mod red;
 mod relay;
 mod rewrite;
 mod warm;

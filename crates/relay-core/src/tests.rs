@@ -65,7 +65,8 @@ impl Teacher {
             marker: false,
             pt: 111,
             codec: Codec::Opus,
-            payload: Arc::from(&[0xfcu8, 1, 2, 3][..]),
+            // A voice frame of about 32 kbit/s, as Opus sends speech.
+            payload: Arc::from(&[0xfcu8; 80][..]),
         }];
         self.seq[3] += 1;
         self.ts[3] = self.ts[3].wrapping_add(960);
@@ -158,6 +159,11 @@ impl World {
     }
 
     fn join(&mut self, peer: u64, school: &str, layer: Option<LayerPref>) {
+        self.join_with(peer, school, layer, false);
+    }
+
+    /// Join; with `red`, the classroom's voice goes out with RED redundancy.
+    fn join_with(&mut self, peer: u64, school: &str, layer: Option<LayerPref>, red: bool) {
         self.input(Input::SubscriberJoined {
             now: self.now,
             lesson: "math".into(),
@@ -167,10 +173,12 @@ impl World {
                 SlotSpec {
                     mid: Mid::new("a"),
                     kind: Kind::Audio,
+                    redundant: red,
                 },
                 SlotSpec {
                     mid: Mid::new("v"),
                     kind: Kind::Video,
+                    redundant: false,
                 },
             ],
             layer,
@@ -607,6 +615,33 @@ fn a_low_estimate_without_loss_keeps_the_lowest_layer() {
         w.video(10).len(),
         paused,
         "video kept flowing on a lossy thin link"
+    );
+}
+
+/// Voice sent with RED costs the link about twice as much: the camera needs a
+/// higher estimate for the same layer.
+#[test]
+fn redundant_voice_counts_against_the_video_budget() {
+    let lowest_for_middle_layer = |red: bool| {
+        (0..100)
+            .map(|i| 400_000 + i * 10_000)
+            .find(|&bps| {
+                let mut w = World::new();
+                w.run(Duration::from_secs(1));
+                w.join_with(10, "school-a", None, red);
+                w.estimate(10, bps);
+                w.run(Duration::from_secs(3));
+                w.video(10).last().map(layer_of) == Some(1)
+            })
+            .expect("the middle layer at some estimate")
+    };
+    let (plain, red) = (
+        lowest_for_middle_layer(false),
+        lowest_for_middle_layer(true),
+    );
+    assert!(
+        red > plain && red <= plain + 100_000,
+        "middle layer from {plain} bit/s plain, {red} bit/s with RED"
     );
 }
 

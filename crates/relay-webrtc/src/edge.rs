@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use relay_core::{
@@ -72,11 +73,18 @@ struct Peer {
     ssrc_map: HashMap<Ssrc, (relay_core::Mid, Option<relay_core::Rid>)>,
     /// Publisher: payload type -> codec and its parameters.
     pt_map: HashMap<u8, Option<(Codec, PayloadParams)>>,
-    /// Subscriber: (publisher, publisher's pt) -> our pt.
-    out_pt: HashMap<(PeerId, u8), Option<Pt>>,
+    /// Subscriber: (publisher, publisher's pt) -> our pt, and our RED pt when the
+    /// classroom negotiated RED for that (Opus) codec.
+    out_pt: HashMap<(PeerId, u8), Option<OutPt>>,
+    /// Subscriber: per audio m-line, the last voice frame sent (timestamp, payload),
+    /// which the next RED packet carries again.
+    red_prev: HashMap<relay_core::Mid, (u32, Arc<[u8]>)>,
     /// Packets were written: str0m sends them only once time moves forward.
     written: bool,
 }
+
+/// Our payload type for a publisher's codec, and the RED one wrapping it (voice).
+type OutPt = (Pt, Option<Pt>);
 
 /// A warm start never begins below this: under it the first video layer does not
 /// fit anyway, and the estimator must be able to see some traffic.
@@ -341,6 +349,7 @@ impl Edge {
                 ssrc_map: HashMap::new(),
                 pt_map: HashMap::new(),
                 out_pt: HashMap::new(),
+                red_prev: HashMap::new(),
                 written: false,
             },
         );
@@ -553,20 +562,35 @@ impl Edge {
         let Some(p) = self.peers.get_mut(&f.to) else {
             return;
         };
-        let pt = *p.out_pt.entry(key).or_insert_with(|| {
+        let out = *p.out_pt.entry(key).or_insert_with(|| {
             p.rtc
                 .codec_config()
                 .match_params(src_params)
-                .map(|m| m.pt())
+                .map(|m| (m.pt(), m.red().filter(|_| m.spec().codec == StrCodec::Opus)))
         });
-        let Some(pt) = pt else {
+        let Some((pt, red)) = out else {
             return;
+        };
+        // Voice towards a classroom that negotiated RED carries the previous frame
+        // again: one lost packet on the classroom's link costs no voice.
+        let (pt, payload) = match red {
+            Some(red_pt) if !f.codec.is_video() => {
+                let prev = p.red_prev.insert(f.mid, (f.ts, f.payload.clone()));
+                let wrapped = relay_core::red::wrap(
+                    *pt,
+                    f.ts,
+                    &f.payload,
+                    prev.as_ref().map(|(ts, d)| (*ts, &d[..])),
+                );
+                (red_pt, Arc::from(wrapped))
+            }
+            _ => (pt, f.payload.clone()),
         };
         let mut api = p.rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(StrMid::from(f.mid.as_str()), None) else {
             return;
         };
-        let mut w = RtpWrite::new(pt, f.seq.into(), f.ts, now, f.payload.clone())
+        let mut w = RtpWrite::new(pt, f.seq.into(), f.ts, now, payload)
             .marker(f.marker)
             .nackable(f.codec.is_video());
         if f.vp8_picture_id.is_some() || f.vp8_tl0_pic_idx.is_some() {

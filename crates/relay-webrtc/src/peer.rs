@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use relay_core::{Kind, Mid, PublishedTrack, SlotSpec};
 use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
+use str0m::format::Codec as StrCodec;
 use str0m::media::{Direction, MediaKind, Mid as StrMid};
 use str0m::{Candidate, Rtc};
 
@@ -51,7 +52,9 @@ pub fn negotiate(
     let mut builder = Rtc::builder()
         .set_rtp_mode(true)
         .clear_codecs()
-        .enable_opus(true, false)
+        // RED towards classrooms that offer it (the relay adds the redundancy); the
+        // teacher sends plain Opus.
+        .enable_opus(true, role == Role::Subscriber)
         .enable_vp8(true)
         .enable_h264(codecs.h264);
     if let Some(bps) = bwe_initial {
@@ -73,6 +76,12 @@ pub fn negotiate(
 
     let mut tracks = Vec::new();
     let mut slots = Vec::new();
+    // The edge wraps voice in RED when the answer kept RED for Opus.
+    let red = rtc
+        .codec_config()
+        .params()
+        .iter()
+        .any(|p| p.spec().codec == StrCodec::Opus && p.red().is_some());
     for m in scan_offer(offer_text) {
         let Some(media) = rtc.media(StrMid::from(m.mid.as_str())) else {
             continue;
@@ -95,9 +104,11 @@ pub fn negotiate(
                     rids: m.rids.iter().map(|r| relay_core::Rid::new(r)).collect(),
                 })
             }
-            (Role::Subscriber, Direction::SendOnly | Direction::SendRecv) => {
-                slots.push(SlotSpec { mid, kind })
-            }
+            (Role::Subscriber, Direction::SendOnly | Direction::SendRecv) => slots.push(SlotSpec {
+                mid,
+                kind,
+                redundant: red && kind == Kind::Audio,
+            }),
             _ => {}
         }
     }

@@ -73,6 +73,26 @@ const PROBE_MAX_LOSS: f32 = 0.02;
 /// collapsed link is not overfilled again and again (the voice shares it).
 const VIDEO_FLOOR_MAX_LOSS: f32 = 0.02;
 
+/// Per-packet wire overhead counted in measured rates (see `RateMeter`), less the
+/// 4 bytes a RED header adds: 56 bytes at 50 voice packets a second.
+const RED_SAVED_BPS: u64 = 56 * 8 * 50;
+
+/// What the teacher's voice costs on this classroom's link: with RED each packet
+/// carries its payload twice (see `crate::red`), under one packet's overhead.
+fn voice_cost(s: &Subscriber, plan: &LessonPlan) -> u64 {
+    let red = s
+        .slots
+        .iter()
+        .any(|slot| slot.spec.kind == Kind::Audio && slot.spec.redundant);
+    if red {
+        (2 * plan.audio_bps)
+            .saturating_sub(RED_SAVED_BPS)
+            .max(plan.audio_bps)
+    } else {
+        plan.audio_bps
+    }
+}
+
 /// How long a loss-driven budget cut holds.
 const LOSS_HOLD: Duration = Duration::from_secs(2);
 
@@ -208,6 +228,7 @@ pub(super) fn adapt_subscriber(
             cap: s.layer.index(t.rates.len()).unwrap_or(0),
         })
         .collect();
+    let audio_bps = voice_cost(s, plan);
     let budget = estimate.min(school_share.unwrap_or(estimate)) as f64 * ac.headroom;
     // Heavy loss means the queue overflows: what gets through is about
     // estimate × (1 - loss), so that is all the budget there is. The cut holds for
@@ -219,7 +240,7 @@ pub(super) fn adapt_subscriber(
             // What was sent times what got through is what the link carries now,
             // whatever the (slower) estimate still says.
             let delivered = (s.sent.window_wire_bps(now, cfg.layer_idle) as f64 * kept) as u64;
-            cut = cut.min(delivered.max(plan.audio_bps));
+            cut = cut.min(delivered.max(audio_bps));
         }
         s.link.loss_cap = Some((cut, now + LOSS_HOLD));
         s.link.loss = None;
@@ -230,7 +251,7 @@ pub(super) fn adapt_subscriber(
         _ => s.link.loss_cap = None,
     }
     s.link.budget = budget;
-    let raw_video_budget = budget.saturating_sub(plan.audio_bps);
+    let raw_video_budget = budget.saturating_sub(audio_bps);
     let lowest: u64 = ladders.iter().filter_map(|l| l.rates.first()).sum();
     let floored = !s.link.lossy && s.link.loss_cap.is_none() && raw_video_budget < lowest;
     let video_budget = if floored { lowest } else { raw_video_budget };
@@ -318,7 +339,7 @@ pub(super) fn adapt_subscriber(
     // estimate may grow to 1.5× what is sent, so that is enough to prove the next
     // step, and no more is wasted. At the best allocation nothing is padded, so a
     // link that carries it just barely is not filled to the brim.
-    let media = |a: &[Option<usize>]| adapt::cost(&ladders, a) + plan.audio_bps;
+    let media = |a: &[Option<usize>]| adapt::cost(&ladders, a) + audio_bps;
     let wire = |a: &[Option<usize>]| (media(a) as f64 / ac.headroom) as u64;
     let next = adapt::next_step(&ladders, &applied, &ac.priority);
     let best = adapt::allocate(u64::MAX, &ladders, &ac.priority);

@@ -66,6 +66,9 @@ pub struct PublishedTrack {
 pub struct SlotSpec {
     pub mid: Mid,
     pub kind: Kind,
+    /// Voice on this m-line goes out with RFC 2198 redundancy (the classroom
+    /// negotiated RED), which about doubles what it costs the link.
+    pub redundant: bool,
 }
 
 /// One RTP packet from a teacher.

@@ -77,6 +77,10 @@ export async function openClassroom(browser, base, lesson, token) {
 // What a classroom page's receivers show: video and audio inbound-rtp summed.
 export async function receiving(page) {
   const [v, a] = await Promise.all([stats(page, 'inbound-rtp', 'video'), stats(page, 'inbound-rtp', 'audio')]);
+  // Whether the relay's answer kept RED for the voice (Chromium reports the
+  // primary codec, Opus, in its stats either way).
+  const red = await page.evaluate(() => !!window.__pc && !!window.__pc.remoteDescription
+    && /a=rtpmap:\d+ red\/48000/.test(window.__pc.remoteDescription.sdp));
   return {
     frames_decoded: sum(v, 'framesDecoded'),
     frame_height: Math.max(0, ...v.map(s => s.frameHeight)),
@@ -87,5 +91,6 @@ export async function receiving(page) {
     audio_lost: sum(a, 'packetsLost'),
     audio_concealed: sum(a, 'concealedSamples'),
     audio_samples: sum(a, 'totalSamplesReceived'),
+    audio_red: red,
   };
 }

@@ -56,6 +56,7 @@ const growth = (a, b) => ({
   audio_lost: b.audio_lost - a.audio_lost,
   audio_concealed_pct: b.audio_samples > a.audio_samples
     ? +(100 * (b.audio_concealed - a.audio_concealed) / (b.audio_samples - a.audio_samples)).toFixed(2) : 100,
+  audio_red: b.audio_red,
 });
 const result = {
   teacher_layers: sent.filter(s => s.bytesSent > 0).map(s => `${s.rid}:${s.frameHeight}p`),
@@ -83,6 +84,9 @@ for (const [name, c] of [['full', F], ['limited', L]]) {
   if (c.audio_packets_per_s < 45) await fail(`${name} classroom got only ${c.audio_packets_per_s} audio packets/s`);
   // The voice must decode, not only arrive (the relay wraps it in RED for Chromium).
   if (c.audio_concealed_pct > 5) await fail(`${name} classroom concealed ${c.audio_concealed_pct} % of its audio`);
+  // Chromium offers audio/red; the relay answers with it and sends the voice with
+  // RED redundancy (that it decodes shows in audio_concealed_pct above).
+  if (!c.audio_red) await fail(`the relay did not negotiate RED with the ${name} classroom`);
 }
 // What the relay says of the two school links, while both are connected.
 const status = await (await fetch(`${fullBase}/api/lessons`)).json();

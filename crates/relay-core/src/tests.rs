@@ -645,6 +645,43 @@ fn redundant_voice_counts_against_the_video_budget() {
     );
 }
 
+/// A link that keeps crossing a layer boundary (the estimate now carries the top
+/// layer, now not) gets fewer and fewer steps up: each step up that did not last
+/// doubles the wait before the next.
+#[test]
+fn a_link_at_a_layer_boundary_backs_off_its_steps_up() {
+    let top_from = (0..60)
+        .map(|i| 1_000_000 + i * 50_000)
+        .find(|&bps| {
+            let mut w = World::new();
+            w.run(Duration::from_secs(1));
+            w.join(10, "school-a", None);
+            w.estimate(10, bps);
+            w.run(Duration::from_secs(6));
+            w.video(10).last().map(layer_of) == Some(2)
+        })
+        .expect("the top layer at some estimate");
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    w.estimate(10, top_from * 11 / 10);
+    w.run(Duration::from_secs(6));
+    let from = w.video(10).len();
+    assert_eq!(w.video(10).last().map(layer_of), Some(2));
+    // 8 cycles of 6 s with room for the top layer and 2 s without.
+    for _ in 0..8 {
+        w.estimate(10, top_from * 11 / 10);
+        w.run(Duration::from_secs(6));
+        w.estimate(10, top_from * 8 / 10);
+        w.run(Duration::from_secs(2));
+    }
+    let layers = w.layers_since(10, from);
+    let switches = layers.windows(2).filter(|p| p[0] != p[1]).count();
+    // Without the backoff: a step up in every cycle and a step down after it (16).
+    assert!(switches <= 6, "{switches} switches in 64 s: {layers:?}");
+    assert!(switches >= 2, "never stepped down: {layers:?}");
+}
+
 #[test]
 fn thin_link_pauses_video_but_never_audio() {
     let mut w = World::new();

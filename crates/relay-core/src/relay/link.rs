@@ -24,6 +24,12 @@ pub(super) struct LinkState {
     /// Since when a better allocation than the current one fits.
     pub(super) up_since: Option<Instant>,
     pub(super) last_down: Option<Instant>,
+    pub(super) last_up: Option<Instant>,
+    /// Extra headroom time a step up needs after steps up that did not last (see
+    /// [`FLAP_WITHIN`]); zero once a step up has lasted.
+    pub(super) up_backoff: Duration,
+    /// The video budget at the last step down.
+    pub(super) down_budget: u64,
     /// Last (min, desired) sent to the estimator.
     pub(super) bwe_target: Option<(u64, u64)>,
     pub(super) pauses: u64,
@@ -92,6 +98,17 @@ fn voice_cost(s: &Subscriber, plan: &LessonPlan) -> u64 {
         plan.audio_bps
     }
 }
+
+/// A step down this soon after a step up means the step up did not last: the
+/// link sits at a layer boundary. Each such flap doubles how long the next step up
+/// waits for headroom (from [`BACKOFF_MIN`] up to [`BACKOFF_MAX`]); a step up that
+/// lasts [`FLAP_WITHIN`] clears it. Steady capacity then costs a switch every half
+/// minute at most, not every few seconds. A video budget [`REAL_RISE`] times the
+/// one at the last step down is a link that really got better: no backoff.
+const FLAP_WITHIN: Duration = Duration::from_secs(15);
+const BACKOFF_MIN: Duration = Duration::from_secs(4);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const REAL_RISE: f64 = 2.0;
 
 /// How long a loss-driven budget cut holds.
 const LOSS_HOLD: Duration = Duration::from_secs(2);
@@ -274,6 +291,16 @@ pub(super) fn adapt_subscriber(
     // What to forward from now on, if it changes: down at once, all the way to
     // what fits; up one step at a time, each after `up_hold` of headroom, so that a
     // short-lived estimate (a probe through a bursty queue) buys one step, not two.
+    if let Some(up) = s.link.last_up {
+        let lasted = now.saturating_duration_since(up) >= FLAP_WITHIN
+            && s.link.last_down.is_none_or(|d| d < up);
+        if lasted {
+            s.link.up_backoff = Duration::ZERO;
+        }
+    }
+    if video_budget as f64 > s.link.down_budget as f64 * REAL_RISE {
+        s.link.up_backoff = Duration::ZERO;
+    }
     let apply: Option<Vec<Option<usize>>> = match &current {
         None => Some(want.clone()),
         Some(cur) => {
@@ -287,6 +314,14 @@ pub(super) fn adapt_subscriber(
             if adapt::cost(&ladders, &keep) < have || (need == have && *cur != want) {
                 s.link.up_since = None;
                 s.link.last_down = Some(now);
+                s.link.down_budget = video_budget;
+                let flapped = s
+                    .link
+                    .last_up
+                    .is_some_and(|t| now.saturating_duration_since(t) < FLAP_WITHIN);
+                if flapped && need < have {
+                    s.link.up_backoff = (s.link.up_backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                }
                 Some(want.clone())
             } else if need > have {
                 let since = *s.link.up_since.get_or_insert(now);
@@ -294,7 +329,9 @@ pub(super) fn adapt_subscriber(
                     .link
                     .last_down
                     .is_none_or(|t| now.saturating_duration_since(t) >= ac.down_dwell);
-                (now.saturating_duration_since(since) >= ac.up_hold && settled).then(|| {
+                let hold = ac.up_hold + s.link.up_backoff;
+                (now.saturating_duration_since(since) >= hold && settled).then(|| {
+                    s.link.last_up = Some(now);
                     adapt::next_step(&ladders, cur, &ac.priority)
                         .filter(|n| adapt::cost(&ladders, n) <= video_budget)
                         .unwrap_or_else(|| want.clone())

@@ -411,6 +411,30 @@ fn keyframe_requests_are_throttled_and_retried() {
     assert!((3..=4).contains(&n), "{n} requests");
 }
 
+/// A classroom's keyframe requests are counted as pictures it lost; a layer switch
+/// (made on a keyframe, the old layer flowing until then) is not one.
+#[test]
+fn picture_losses_count_the_classrooms_keyframe_requests() {
+    let mut w = World::new();
+    w.join(10, "a", None);
+    w.run(Duration::from_secs(2));
+    w.teacher.sending[2] = false;
+    w.run(Duration::from_secs(2));
+    let s = &w.relay.stats(w.now)[0].subscribers[0];
+    assert!(s.switches >= 1);
+    assert_eq!(s.picture_losses, 0);
+    for _ in 0..2 {
+        let now = w.now;
+        w.input(Input::KeyframeRequest {
+            now,
+            peer: PeerId(10),
+            mid: Mid::new("v"),
+        });
+        w.run(Duration::from_millis(100));
+    }
+    assert_eq!(w.relay.stats(w.now)[0].subscribers[0].picture_losses, 2);
+}
+
 #[test]
 fn falls_back_when_a_layer_stops_and_returns() {
     let mut w = World::new();

@@ -116,10 +116,34 @@ pub fn render(s: &EdgeStats) -> String {
             |v| v.paused.to_string(),
         ),
     ];
-    for (name, help, pick) in per_school {
+    // Counters: how the school's picture fared. Every layer switch is made on a
+    // keyframe with the old layer flowing until then, so it is a freeze avoided;
+    // a keyframe request from a classroom is a picture its decoder lost.
+    let school_counters: [(&str, &str, Pick); 3] = [
+        (
+            "school_layer_switches_total",
+            "Layer switches towards a school's classrooms, each made without a gap (freezes avoided).",
+            |v| v.switches.to_string(),
+        ),
+        (
+            "school_picture_losses_total",
+            "Keyframe requests from a school's classrooms: pictures their decoders lost (freezes that occurred).",
+            |v| v.picture_losses.to_string(),
+        ),
+        (
+            "school_video_pauses_total",
+            "Times video was paused for a school's classrooms because the link was too thin (voice went on).",
+            |v| v.pauses.to_string(),
+        ),
+    ];
+    let typed = per_school
+        .iter()
+        .map(|x| (x, "gauge"))
+        .chain(school_counters.iter().map(|x| (x, "counter")));
+    for ((name, help, pick), kind) in typed {
         let _ = writeln!(
             o,
-            "# HELP classroom_relay_{name} {help}\n# TYPE classroom_relay_{name} gauge"
+            "# HELP classroom_relay_{name} {help}\n# TYPE classroom_relay_{name} {kind}"
         );
         for ((lesson, school), v) in &schools {
             let _ = writeln!(
@@ -168,5 +192,12 @@ mod tests {
             m.contains("classroom_relay_school_estimate_bps{lesson=\"math\",school=\"a\"} 3000\n")
         );
         assert!(m.contains("classroom_relay_school_rtt_ms{lesson=\"math\",school=\"a\"} 80\n"));
+        assert!(m.contains("# TYPE classroom_relay_school_picture_losses_total counter\n"));
+        assert!(m.contains(
+            "classroom_relay_school_picture_losses_total{lesson=\"math\",school=\"a\"} 4\n"
+        ));
+        assert!(m.contains(
+            "classroom_relay_school_layer_switches_total{lesson=\"math\",school=\"a\"} 2\n"
+        ));
     }
 }

@@ -19,6 +19,7 @@ pub struct School {
     pub paused: usize,
     pub switches: u64,
     pub pauses: u64,
+    pub picture_losses: u64,
 }
 
 /// Schools keyed by (lesson, school id).
@@ -37,6 +38,7 @@ pub fn by_school(s: &EdgeStats) -> BTreeMap<(&str, &str), School> {
             k.paused += sub.paused_tracks;
             k.switches += sub.switches;
             k.pauses += sub.pauses;
+            k.picture_losses += sub.picture_losses;
         }
     }
     schools
@@ -94,6 +96,7 @@ pub(crate) fn fixture() -> EdgeStats {
         rtt: Some(std::time::Duration::from_millis(80)),
         paused_tracks: 0,
         pauses: 0,
+        picture_losses: 2,
     };
     EdgeStats {
         lessons: vec![LessonStats {

@@ -33,6 +33,7 @@ pub fn lessons_json(s: &EdgeStats) -> Value {
                     "rtt_ms": c.rtt.map(|r| r.as_millis() as u64),
                     "paused_video_tracks": c.paused_tracks,
                     "video_pauses": c.pauses,
+                    "picture_losses": c.picture_losses,
                     "receiving": c.layers.iter().map(|(mid, cur)| json!({
                         "mid": mid.as_str(),
                         "rid": cur.flatten().map(|r| r.to_string()),
@@ -58,6 +59,7 @@ pub fn lessons_json(s: &EdgeStats) -> Value {
                 "paused_video_tracks": v.paused,
                 "layer_switches": v.switches,
                 "video_pauses": v.pauses,
+                "picture_losses": v.picture_losses,
             })
         })
         .collect();

@@ -262,6 +262,8 @@ struct Subscriber {
     sent: RateMeter,
     link: LinkState,
     joined: Instant,
+    /// Keyframe requests (PLI/FIR) this classroom sent.
+    picture_losses: u64,
 }
 
 #[derive(Debug, Default)]
@@ -304,6 +306,9 @@ pub struct SubscriberStats {
     pub paused_tracks: usize,
     /// Times a video track was paused.
     pub pauses: u64,
+    /// Keyframe requests from this classroom: each is a picture its decoder lost
+    /// (frozen until the keyframe comes), where a layer switch loses none.
+    pub picture_losses: u64,
 }
 
 /// Bit rate per layer of one teacher track: (rid, bit/s).
@@ -469,6 +474,7 @@ impl Relay {
                         rtt: s.link.rtt,
                         paused_tracks: s.slots.iter().filter(|sl| sl.paused).count(),
                         pauses: s.link.pauses,
+                        picture_losses: s.picture_losses,
                     })
                     .collect(),
             })
@@ -549,6 +555,7 @@ impl Relay {
             sent: RateMeter::default(),
             link: LinkState::default(),
             joined: now,
+            picture_losses: 0,
         });
         self.choose_layers(now);
     }
@@ -671,12 +678,11 @@ impl Relay {
         else {
             return;
         };
-        let Some(slot) = l
-            .subscribers
-            .iter()
-            .find(|s| s.peer == peer)
-            .and_then(|s| s.slots.iter().find(|sl| sl.spec.mid == mid))
-        else {
+        let Some(sub) = l.subscribers.iter_mut().find(|s| s.peer == peer) else {
+            return;
+        };
+        sub.picture_losses += 1;
+        let Some(slot) = sub.slots.iter().find(|sl| sl.spec.mid == mid) else {
             return;
         };
         // Ask for the stream the classroom sees now, or the one it waits for.

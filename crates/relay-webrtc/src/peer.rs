@@ -38,6 +38,12 @@ pub struct Negotiated {
     pub slots: Vec<SlotSpec>,
 }
 
+/// Video packets kept per stream towards a classroom, for retransmission (NACK)
+/// and the estimator's probes. 400 packets are 2.3 s of the 1.5 Mbit/s top layer,
+/// more than a satellite round trip plus the receiver's NACK timing; str0m's default
+/// of 1000 costs memory per classroom for packets no one will ask for again.
+const SEND_BUFFER_VIDEO: usize = 400;
+
 /// Parse `offer`, build an `Rtc` and answer it.
 pub fn negotiate(
     now: Instant,
@@ -56,7 +62,8 @@ pub fn negotiate(
         // teacher sends plain Opus.
         .enable_opus(true, role == Role::Subscriber)
         .enable_vp8(true)
-        .enable_h264(codecs.h264);
+        .enable_h264(codecs.h264)
+        .set_send_buffer_video(SEND_BUFFER_VIDEO);
     if let Some(bps) = bwe_initial {
         // Send-side estimation (TWCC) towards a classroom, and loss/RTT once a second.
         builder = builder

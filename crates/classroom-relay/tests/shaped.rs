@@ -1,8 +1,9 @@
 //! Link adaptation with real browsers: a Chromium teacher and a full-link classroom
 //! on loopback, and a second Chromium classroom in a network namespace behind a
-//! `tc tbf` limit of 700 kbit/s towards it. The limited classroom must settle on a
-//! lower layer and keep playing; the full one must get the top layer; both must
-//! hear continuous audio (tests/browser/shaped.mjs judges).
+//! `tc tbf` limit towards it. At 700 kbit/s the limited classroom must settle on a
+//! lower layer and keep playing; at 150 kbit/s it must get the voice alone; the full
+//! one must get the top layer; both must hear continuous audio
+//! (tests/browser/shaped.mjs judges).
 //!
 //! Needs CAP_NET_ADMIN (root) for `ip netns` and `tc`; where that is not possible
 //! the test says SKIPPED on stderr and does nothing else.
@@ -11,10 +12,26 @@ mod common;
 
 use common::netns::make_netns;
 
+/// The two tests share the machine's two cores with four browsers each: one at a
+/// time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn limited_classroom_gets_a_lower_layer_and_keeps_playing() {
-    let n = 100 + (std::process::id() + 77) % 150;
-    let ns = match make_netns(n).and_then(|ns| ns.limit_towards(700, 300).map(|_| ns)) {
+    shaped(0, 700, "video");
+}
+
+/// Below the voice plus the lowest camera layer the relay forwards the voice alone,
+/// and the voice stays whole.
+#[test]
+fn too_thin_a_link_gets_the_voice_alone() {
+    shaped(1, 150, "audio-only");
+}
+
+fn shaped(k: u32, kbit: u32, expect: &str) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let n = 100 + (std::process::id() + 77 + 2 * k) % 150;
+    let ns = match make_netns(n).and_then(|ns| ns.limit_towards(kbit, 300).map(|_| ns)) {
         Ok(v) => v,
         Err(e) => {
             eprintln!("SKIPPED: cannot create a shaped network namespace here ({e})");
@@ -47,7 +64,10 @@ fn limited_classroom_gets_a_lower_layer_and_keeps_playing() {
             "25",
             "10",
         ],
-        &[("CHROMIUM_LIMITED", wrapper.as_str())],
+        &[
+            ("CHROMIUM_LIMITED", wrapper.as_str()),
+            ("LIMITED_EXPECT", expect),
+        ],
         "shaped PASS",
     );
     let _ = std::fs::remove_file(&wrapper);
@@ -58,8 +78,12 @@ fn limited_classroom_gets_a_lower_layer_and_keeps_playing() {
             .expect("state file is JSON");
     println!("state file: {saved}");
     let est = |s: &str| saved["schools"][s]["estimate_bps"].as_u64().unwrap_or(0);
+    // Both schools are remembered; the thin one near its link's rate. (Against the
+    // fibre school's figure it is no test: with nothing to probe for beyond the top
+    // layer, the fibre estimate sits near what the teacher sends, 0.7–3 Mbit/s.)
+    assert!(est("school-fibre") > 0, "state file: {saved}");
     assert!(
-        est("school-thin") > 0 && est("school-thin") < est("school-fibre"),
+        est("school-thin") > 0 && est("school-thin") < 2 * 1000 * kbit as u64,
         "state file: {saved}"
     );
     let _ = std::fs::remove_file(&state);

@@ -23,7 +23,9 @@ setup)
     conf="${2:-/tmp/classroom-relay-janus}"
     if ! command -v janus >/dev/null; then
         echo "janus.sh: installing Debian's janus" >&2
-        DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends janus >&2
+        install() { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends janus >&2; }
+        # Package lists may be missing or stale on a fresh machine.
+        install || { apt-get update -qq >&2 && install; }
     fi
     lib=$(dirname "$(find /usr/lib -path '*janus/plugins/libjanus_videoroom.so' | head -1)")
     lib=$(dirname "$lib")

@@ -238,12 +238,7 @@ fn step_on(
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let bench = args.iter().any(|a| a == "--bench");
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let arg = |name: &str| arg_of(&args, name);
     let steps: Vec<usize> = match arg("--steps") {
         Some(s) => s
             .split(',')
@@ -309,13 +304,26 @@ fn main() {
         assert!(s.egress_pps > 100.0, "the relay forwarded nothing: {s:?}");
         assert!(s.latency_p50_ms > 0.0, "no latency samples: {s:?}");
     }
-    let path = arg("--json").unwrap_or_else(|| {
+    write_json(arg("--json"), "classroom-relay-load-bench.json", &out);
+}
+
+/// Write `value` to `path`, or to `default_name` in the temp directory, and say where.
+fn write_json(path: Option<String>, default_name: &str, value: &impl Serialize) {
+    let path = path.unwrap_or_else(|| {
         std::env::temp_dir()
-            .join("classroom-relay-load-bench.json")
+            .join(default_name)
             .display()
             .to_string()
     });
-    std::fs::write(&path, serde_json::to_string_pretty(&out).expect("json"))
+    std::fs::write(&path, serde_json::to_string_pretty(value).expect("json"))
         .expect("write the JSON report");
     println!("JSON: {path}");
+}
+
+/// The value after `name` on the command line.
+fn arg_of(args: &[String], name: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{cpu_model, rss_kb, start_relay, step_on, Relay, Server, Step};
+use super::{arg_of, cpu_model, rss_kb, start_relay, step_on, write_json, Relay, Server, Step};
 
 const NS: &str = "crbench";
 const NS_IP: &str = "198.18.77.2";
@@ -105,12 +105,7 @@ fn side(s: &Step, r: &relay_sim::load::LoadReport) -> Side {
 }
 
 pub fn main(args: &[String]) {
-    let arg = |name: &str| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .cloned()
-    };
+    let arg = |name: &str| arg_of(args, name);
     // Under `cargo test` (no --bench): one short step, as a smoke check.
     let bench = args.iter().any(|a| a == "--bench");
     let steps: Vec<usize> =
@@ -206,13 +201,5 @@ pub fn main(args: &[String]) {
         }
     }
     let _ = Command::new("bash").arg(script()).arg("teardown").status();
-    let path = arg("--json").unwrap_or_else(|| {
-        std::env::temp_dir()
-            .join("classroom-relay-vs-janus.json")
-            .display()
-            .to_string()
-    });
-    std::fs::write(&path, serde_json::to_string_pretty(&pairs).expect("json"))
-        .expect("write the JSON report");
-    println!("JSON: {path}");
+    write_json(arg("--json"), "classroom-relay-vs-janus.json", &pairs);
 }

@@ -642,27 +642,34 @@ fn a_low_estimate_without_loss_keeps_the_lowest_layer() {
     );
 }
 
+/// The lowest estimate (from `start`, in `step`s) at which a classroom joining with
+/// it shows `layer` after `settle`; with `red`, its voice goes out with RED.
+fn lowest_estimate_showing(
+    layer: u8,
+    red: bool,
+    (start, step): (u64, u64),
+    settle: Duration,
+) -> u64 {
+    (0..100)
+        .map(|i| start + i * step)
+        .find(|&bps| {
+            let mut w = World::new();
+            w.run(Duration::from_secs(1));
+            w.join_with(10, "school-a", None, red);
+            w.estimate(10, bps);
+            w.run(settle);
+            w.video(10).last().map(layer_of) == Some(layer)
+        })
+        .expect("the layer shows at some estimate")
+}
+
 /// Voice sent with RED costs the link about twice as much: the camera needs a
 /// higher estimate for the same layer.
 #[test]
 fn redundant_voice_counts_against_the_video_budget() {
-    let lowest_for_middle_layer = |red: bool| {
-        (0..100)
-            .map(|i| 400_000 + i * 10_000)
-            .find(|&bps| {
-                let mut w = World::new();
-                w.run(Duration::from_secs(1));
-                w.join_with(10, "school-a", None, red);
-                w.estimate(10, bps);
-                w.run(Duration::from_secs(3));
-                w.video(10).last().map(layer_of) == Some(1)
-            })
-            .expect("the middle layer at some estimate")
-    };
-    let (plain, red) = (
-        lowest_for_middle_layer(false),
-        lowest_for_middle_layer(true),
-    );
+    let settle = Duration::from_secs(3);
+    let plain = lowest_estimate_showing(1, false, (400_000, 10_000), settle);
+    let red = lowest_estimate_showing(1, true, (400_000, 10_000), settle);
     assert!(
         red > plain && red <= plain + 100_000,
         "middle layer from {plain} bit/s plain, {red} bit/s with RED"
@@ -674,17 +681,7 @@ fn redundant_voice_counts_against_the_video_budget() {
 /// doubles the wait before the next.
 #[test]
 fn a_link_at_a_layer_boundary_backs_off_its_steps_up() {
-    let top_from = (0..60)
-        .map(|i| 1_000_000 + i * 50_000)
-        .find(|&bps| {
-            let mut w = World::new();
-            w.run(Duration::from_secs(1));
-            w.join(10, "school-a", None);
-            w.estimate(10, bps);
-            w.run(Duration::from_secs(6));
-            w.video(10).last().map(layer_of) == Some(2)
-        })
-        .expect("the top layer at some estimate");
+    let top_from = lowest_estimate_showing(2, false, (1_000_000, 50_000), Duration::from_secs(6));
     let mut w = World::new();
     w.run(Duration::from_secs(1));
     w.join(10, "school-a", None);

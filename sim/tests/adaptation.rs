@@ -166,3 +166,18 @@ fn warm_start_reaches_the_top_layer_sooner() {
     );
     println!("top layer: cold start {cold:?}, warm start {warm:?}");
 }
+
+/// At 1 % random loss the relay's RED brings the lost voice packets back: the
+/// classroom rebuilds them from the next packet, and (almost) none stay lost.
+#[test]
+fn voice_lost_on_the_link_comes_back_from_red() {
+    let o = scenario::run(scenario::random_loss(Duration::from_secs(30)), 7);
+    let c = &o.world.classes[0];
+    assert!(
+        c.red_recovered >= 5,
+        "only {} packets rebuilt from RED",
+        c.red_recovered
+    );
+    let e = &o.seen[0];
+    assert!(e.audio_lost <= 2, "{} voice packets lost", e.audio_lost);
+}

@@ -2,7 +2,7 @@
 //! producing datagrams to send. The tokio driver (`driver.rs`) only moves bytes and
 //! reads the clock, so this part can also run on a virtual clock.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -104,6 +104,9 @@ pub struct Edge {
     out: VecDeque<Datagram>,
     core_in: VecDeque<CoreInput>,
     dirty: Vec<PeerId>,
+    /// Every session's next deadline, soonest first: a wake-up finds the due
+    /// sessions without scanning them all.
+    timers: BTreeSet<(Instant, PeerId)>,
     adapt: bool,
     /// Where the estimator towards a classroom of a school never seen starts (a
     /// conservative default); known schools start near what they sustained before.
@@ -127,6 +130,7 @@ impl Edge {
             out: VecDeque::new(),
             core_in: VecDeque::new(),
             dirty: Vec::new(),
+            timers: BTreeSet::new(),
         }
     }
 
@@ -256,15 +260,16 @@ impl Edge {
 
     /// Time passed: drive every peer whose timer is due, and the core.
     pub fn timeout(&mut self, now: Instant) {
-        let due: Vec<PeerId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| {
-                p.next_timeout <= now
-                    || (!p.connected && now.duration_since(p.created) > CONNECT_TIMEOUT)
-            })
-            .map(|(id, _)| *id)
-            .collect();
+        let mut due: Vec<PeerId> = Vec::new();
+        while let Some(&(t, id)) = self.timers.first() {
+            if t > now {
+                break;
+            }
+            self.timers.pop_first();
+            due.push(id);
+        }
+        // In id order, as before the timer index: the simulator's results rest on it.
+        due.sort_unstable();
         for id in due {
             let Some(p) = self.peers.get_mut(&id) else {
                 continue;
@@ -288,8 +293,8 @@ impl Edge {
         if let CoreOutput::Timeout(c) = self.relay.poll_output() {
             t = t.min(c);
         }
-        for p in self.peers.values() {
-            t = t.min(p.next_timeout);
+        if let Some(&(p, _)) = self.timers.first() {
+            t = t.min(p);
         }
         t
     }
@@ -353,6 +358,7 @@ impl Edge {
                 written: false,
             },
         );
+        self.timers.insert((now, id));
         self.dirty.push(id);
         id
     }
@@ -361,6 +367,7 @@ impl Edge {
         let Some(mut p) = self.peers.remove(&id) else {
             return false;
         };
+        self.timers.remove(&(p.next_timeout, id));
         p.rtc.disconnect();
         // Flush what disconnecting produced (DTLS close_notify) while we still can.
         while let Ok(o) = p.rtc.poll_output() {
@@ -433,6 +440,15 @@ impl Edge {
                     contents: t.contents.into(),
                 }),
                 Output::Timeout(t) => {
+                    // A session that has not connected is also due when it has
+                    // waited too long (see `timeout`).
+                    let t = if p.connected {
+                        t
+                    } else {
+                        t.min(p.created + CONNECT_TIMEOUT + Duration::from_millis(1))
+                    };
+                    self.timers.remove(&(p.next_timeout, id));
+                    self.timers.insert((t, id));
                     p.next_timeout = t;
                     break;
                 }

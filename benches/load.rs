@@ -38,7 +38,10 @@ impl Drop for Relay {
 /// The relay on loopback, or (with `netns`) inside that network namespace on
 /// `ip` (for the side-by-side run with Janus).
 fn start_relay(netns: Option<(&str, &str)>) -> Relay {
-    let bin = env!("CARGO_BIN_EXE_classroom-relay");
+    // BENCH_RELAY_BIN runs another build (an A/B of a change) with the same generator.
+    let bin = std::env::var("BENCH_RELAY_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_classroom-relay").to_string());
+    let bin = bin.as_str();
     let mut cmd = match netns {
         Some((ns, ip)) => {
             let mut c = Command::new("ip");
@@ -168,6 +171,12 @@ struct Step {
     generator_cpu_cores: f64,
     latency_p50_ms: f64,
     latency_p99_ms: f64,
+    /// The relay's own receive-to-send time (its histogram; bucket bounds).
+    in_relay_mean_ms: f64,
+    in_relay_p50_ms_at_most: Option<f64>,
+    in_relay_p99_ms_at_most: Option<f64>,
+    /// Forwarded packets the relay timed, of those it forwarded.
+    in_relay_timed_share: f64,
     relay_rss_mb: f64,
     rss_kb_per_classroom: f64,
     audio_loss_pct: f64,
@@ -228,6 +237,10 @@ fn step_on(
         generator_cpu_cores: gen_cpu / wall,
         latency_p50_ms: r.video_latency.p50_ms,
         latency_p99_ms: r.video_latency.p99_ms,
+        in_relay_mean_ms: t.forward_delay.mean_ms,
+        in_relay_p50_ms_at_most: t.forward_delay.p50_ms_at_most,
+        in_relay_p99_ms_at_most: t.forward_delay.p99_ms_at_most,
+        in_relay_timed_share: t.forward_delay.packets as f64 / t.packets_forwarded.max(1) as f64,
         relay_rss_mb: peak as f64 / 1024.0,
         rss_kb_per_classroom: peak.saturating_sub(idle_rss) as f64 / classrooms as f64,
         audio_loss_pct: 100.0 * (1.0 - r.audio_received as f64 / r.audio_expected.max(1) as f64),
@@ -265,9 +278,9 @@ fn main() {
         idle as f64 / 1024.0
     );
     println!(
-        "| lessons | classrooms | ingress pkt/s | egress pkt/s | egress Mbit/s | relay CPU (cores) | egress pkt/s per relay core | generator CPU (cores) | latency p50 / p99 ms | relay RSS MB | RSS per classroom kB | audio loss % |"
+        "| lessons | classrooms | ingress pkt/s | egress pkt/s | egress Mbit/s | relay CPU (cores) | egress pkt/s per relay core | generator CPU (cores) | latency p50 / p99 ms | in-relay mean; p50 / p99 ms (at most) | relay RSS MB | RSS per classroom kB | audio loss % |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut out = Output {
         machine: cpu_model(),
         cores,
@@ -277,7 +290,7 @@ fn main() {
     for &n in &steps {
         let s = step(&relay, idle, n, schools, secs);
         println!(
-            "| {} | {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.0} | {:.2} | {:.1} / {:.1} | {:.1} | {:.0} | {:.2} |",
+            "| {} | {} | {:.0} | {:.0} | {:.1} | {:.2} | {:.0} | {:.2} | {:.1} / {:.1} | {:.2}; {} / {} | {:.1} | {:.0} | {:.2} |",
             s.lessons,
             s.classrooms,
             s.ingress_pps,
@@ -288,6 +301,9 @@ fn main() {
             s.generator_cpu_cores,
             s.latency_p50_ms,
             s.latency_p99_ms,
+            s.in_relay_mean_ms,
+            bound(s.in_relay_p50_ms_at_most),
+            bound(s.in_relay_p99_ms_at_most),
             s.relay_rss_mb,
             s.rss_kb_per_classroom,
             s.audio_loss_pct
@@ -303,8 +319,27 @@ fn main() {
         let s = &out.steps[0];
         assert!(s.egress_pps > 100.0, "the relay forwarded nothing: {s:?}");
         assert!(s.latency_p50_ms > 0.0, "no latency samples: {s:?}");
+        // Every forwarded packet leaves with the SSRC and sequence number the edge
+        // noted, so nearly all are timed (the rest: still queued at the end).
+        assert!(
+            s.in_relay_timed_share > 0.95 && s.in_relay_timed_share <= 1.0,
+            "the relay timed {:.1} % of what it forwarded: {s:?}",
+            100.0 * s.in_relay_timed_share
+        );
+        assert!(
+            s.in_relay_p99_ms_at_most.is_some(),
+            "no in-relay delay: {s:?}"
+        );
     }
     write_json(arg("--json"), "classroom-relay-load-bench.json", &out);
+}
+
+/// A histogram quantile bound for the table: "≤ 2" or "> 250" (above the last bucket).
+fn bound(ms: Option<f64>) -> String {
+    match ms {
+        Some(v) => format!("≤ {v}"),
+        None => "> 250".into(),
+    }
 }
 
 /// Write `value` to `path`, or to `default_name` in the temp directory, and say where.

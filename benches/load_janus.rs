@@ -85,12 +85,14 @@ struct Side {
     egress_per_cpu_s: f64,
     latency_p50_ms: f64,
     latency_p99_ms: f64,
+    /// The relay's own receive-to-send p99 (bucket bound; Janus does not report one).
+    in_server_p99_ms_at_most: Option<f64>,
     rss_kb_per_classroom: f64,
     audio_loss_pct: f64,
     generator_cpu_cores: f64,
 }
 
-fn side(s: &Step, r: &relay_sim::load::LoadReport) -> Side {
+fn side(s: &Step, r: &relay_sim::load::LoadReport, server: Server) -> Side {
     let pps = r.classroom_packets as f64 / s.seconds;
     Side {
         egress_pps: pps,
@@ -98,6 +100,10 @@ fn side(s: &Step, r: &relay_sim::load::LoadReport) -> Side {
         egress_per_cpu_s: pps / s.relay_cpu_cores.max(1e-6),
         latency_p50_ms: s.latency_p50_ms,
         latency_p99_ms: s.latency_p99_ms,
+        in_server_p99_ms_at_most: match server {
+            Server::ClassroomRelay => s.in_relay_p99_ms_at_most,
+            Server::Janus => None,
+        },
         rss_kb_per_classroom: s.rss_kb_per_classroom,
         audio_loss_pct: s.audio_loss_pct,
         generator_cpu_cores: s.generator_cpu_cores,
@@ -150,22 +156,29 @@ pub fn main(args: &[String]) {
         cpu_model(),
         std::thread::available_parallelism().map_or(1, |n| n.get())
     );
-    println!("| lessons | server | egress pkt/s | server CPU (cores) | egress per CPU-second | latency p50 / p99 ms | RSS per classroom kB | audio loss % | generator CPU |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| lessons | server | egress pkt/s | server CPU (cores) | egress per CPU-second | latency p50 / p99 ms | in-server p99 ms | RSS per classroom kB | audio loss % | generator CPU |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut pairs = vec![];
     for &n in &steps {
         let (rs, rr) = step_on(&relay, Server::ClassroomRelay, relay_idle, n, schools, secs);
         let (js, jr) = step_on(&janus, Server::Janus, janus_idle, n, schools, secs);
-        let (r, j) = (side(&rs, &rr), side(&js, &jr));
+        let (r, j) = (
+            side(&rs, &rr, Server::ClassroomRelay),
+            side(&js, &jr, Server::Janus),
+        );
 
         for (name, x) in [("classroom-relay", &r), ("Janus", &j)] {
             println!(
-                "| {n} | {name} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {:.0} | {:.2} | {:.2} |",
+                "| {n} | {name} | {:.0} | {:.2} | {:.0} | {:.1} / {:.1} | {} | {:.0} | {:.2} | {:.2} |",
                 x.egress_pps,
                 x.cpu_cores,
                 x.egress_per_cpu_s,
                 x.latency_p50_ms,
                 x.latency_p99_ms,
+                match (name, x.in_server_p99_ms_at_most) {
+                    ("Janus", _) => "–".to_string(),
+                    (_, v) => super::bound(v),
+                },
                 x.rss_kb_per_classroom,
                 x.audio_loss_pct,
                 x.generator_cpu_cores
@@ -181,7 +194,7 @@ pub fn main(args: &[String]) {
             janus: j,
         };
         println!(
-            "| {n} | ratio relay/Janus | | | {:.2}× | p99 {:.2}× | {:.2}× | | |",
+            "| {n} | ratio relay/Janus | | | {:.2}× | p99 {:.2}× | | {:.2}× | | |",
             p.ratio_egress_per_cpu_s, p.ratio_latency_p99, p.ratio_rss_per_classroom
         );
         let saturated = p.relay.cpu_cores > 0.9 || p.janus.cpu_cores > 0.9;

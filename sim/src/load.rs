@@ -80,6 +80,52 @@ pub struct RelayTotals {
     pub layer_switches: u64,
     pub peak_publishers: u64,
     pub peak_subscribers: u64,
+    /// Time media spent inside the relay over the run (its
+    /// `forward_delay_seconds` histogram).
+    pub forward_delay: ForwardDelay,
+}
+
+/// The relay's own receive-to-send time of forwarded packets, from the buckets of
+/// its histogram: quantiles are bucket upper bounds ("at most").
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct ForwardDelay {
+    pub packets: u64,
+    pub mean_ms: f64,
+    /// `None` when no packet was counted or the quantile is above the last bucket.
+    pub p50_ms_at_most: Option<f64>,
+    pub p99_ms_at_most: Option<f64>,
+}
+
+impl ForwardDelay {
+    /// From two scrapes of `/metrics`, the packets forwarded between them.
+    fn between(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> ForwardDelay {
+        use relay_webrtc::delay::{DelayHistogram, BUCKETS_US};
+        let name = "classroom_relay_forward_delay_seconds";
+        let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0) as u64;
+        let diff = |k: &str| get(after, k).saturating_sub(get(before, k));
+        let mut h = DelayHistogram::default();
+        let mut below = 0;
+        for (i, bound) in BUCKETS_US.iter().enumerate() {
+            let cumulative = diff(&format!("{name}_bucket{{le=\"{}\"}}", *bound as f64 / 1e6));
+            h.counts[i] = cumulative.saturating_sub(below);
+            below = cumulative;
+        }
+        h.count = diff(&format!("{name}_count"));
+        h.counts[BUCKETS_US.len()] = h.count.saturating_sub(below);
+        let sum_s = after.get(&format!("{name}_sum")).copied().unwrap_or(0.0)
+            - before.get(&format!("{name}_sum")).copied().unwrap_or(0.0);
+        let ms = |us: Option<u64>| us.map(|u| u as f64 / 1000.0);
+        ForwardDelay {
+            packets: h.count,
+            mean_ms: if h.count == 0 {
+                0.0
+            } else {
+                sum_s * 1000.0 / h.count as f64
+            },
+            p50_ms_at_most: ms(h.quantile_bound_us(0.5)),
+            p99_ms_at_most: ms(h.quantile_bound_us(0.99)),
+        }
+    }
 }
 
 /// Teacher-to-classroom time of video packets: the teacher stamps each payload
@@ -146,7 +192,8 @@ fn http_error(base: &str, what: &str, e: ureq::Error) -> LoadError {
     }
 }
 
-/// The unlabelled samples of the relay's `/metrics`, by name.
+/// The unlabelled samples of the relay's `/metrics`, by name, and the buckets of its
+/// histograms (named with their `le` label).
 pub fn scrape(base: &str) -> Result<BTreeMap<String, f64>, LoadError> {
     let text = agent()
         .get(&format!("{base}/metrics"))
@@ -156,7 +203,7 @@ pub fn scrape(base: &str) -> Result<BTreeMap<String, f64>, LoadError> {
         .map_err(|e| LoadError::NotAnswering(base.into(), e.to_string()))?;
     Ok(text
         .lines()
-        .filter(|l| !l.starts_with('#') && !l.contains('{'))
+        .filter(|l| !l.starts_with('#') && (!l.contains('{') || l.contains("_bucket{le=")))
         .filter_map(|l| {
             let (k, v) = l.split_once(' ')?;
             Some((k.to_string(), v.trim().parse().ok()?))
@@ -701,6 +748,7 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
             layer_switches: delta("layer_switches_total"),
             peak_publishers: peak.0,
             peak_subscribers: peak.1,
+            forward_delay: ForwardDelay::between(&before, &after),
         },
         video_latency: Latency::of(latency_us),
         audio_received: audio.0,

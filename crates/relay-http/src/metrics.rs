@@ -155,6 +155,7 @@ pub fn render(s: &EdgeStats) -> String {
             );
         }
     }
+    forward_delay(&mut o, &s.forward_delay);
     let _ = writeln!(o, "# HELP classroom_relay_teacher_layer_bitrate_bps Bit rate the teacher publishes per track and layer.\n# TYPE classroom_relay_teacher_layer_bitrate_bps gauge");
     for l in &s.lessons {
         for (mid, layers) in &l.tracks {
@@ -171,6 +172,25 @@ pub fn render(s: &EdgeStats) -> String {
         }
     }
     o
+}
+
+/// The receive-to-send histogram (see `relay_webrtc::delay`), cumulative as
+/// Prometheus wants it.
+fn forward_delay(o: &mut String, h: &relay_webrtc::delay::DelayHistogram) {
+    let name = "classroom_relay_forward_delay_seconds";
+    let _ = writeln!(o, "# HELP {name} Time forwarded media spends in the relay: teacher packet read to classroom copy sent (str0m, core, SRTP, send pacer, send call).\n# TYPE {name} histogram");
+    let mut cumulative = 0;
+    for (bound, c) in relay_webrtc::delay::BUCKETS_US.iter().zip(h.counts) {
+        cumulative += c;
+        let _ = writeln!(
+            o,
+            "{name}_bucket{{le=\"{}\"}} {cumulative}",
+            *bound as f64 / 1e6
+        );
+    }
+    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(o, "{name}_sum {}", h.sum_us as f64 / 1e6);
+    let _ = writeln!(o, "{name}_count {}", h.count);
 }
 
 #[cfg(test)]
@@ -199,5 +219,24 @@ mod tests {
         assert!(m.contains(
             "classroom_relay_school_layer_switches_total{lesson=\"math\",school=\"a\"} 2\n"
         ));
+    }
+
+    #[test]
+    fn forward_delay_buckets_are_cumulative() {
+        let mut s = crate::schools::fixture();
+        for us in [80, 400, 400, 4_000, 900_000] {
+            s.forward_delay.record(std::time::Duration::from_micros(us));
+        }
+        let m = render(&s);
+        let name = "classroom_relay_forward_delay_seconds";
+        assert!(m.contains(&format!("# TYPE {name} histogram\n")));
+        assert!(m.contains(&format!("{name}_bucket{{le=\"0.00005\"}} 0\n")));
+        assert!(m.contains(&format!("{name}_bucket{{le=\"0.0001\"}} 1\n")));
+        assert!(m.contains(&format!("{name}_bucket{{le=\"0.0005\"}} 3\n")));
+        assert!(m.contains(&format!("{name}_bucket{{le=\"0.005\"}} 4\n")));
+        assert!(m.contains(&format!("{name}_bucket{{le=\"0.25\"}} 4\n")));
+        assert!(m.contains(&format!("{name}_bucket{{le=\"+Inf\"}} 5\n")));
+        assert!(m.contains(&format!("{name}_count 5\n")));
+        assert!(m.contains(&format!("{name}_sum 0.90488\n")));
     }
 }

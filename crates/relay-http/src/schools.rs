@@ -111,6 +111,7 @@ pub(crate) fn fixture() -> EdgeStats {
         },
         publishers: 1,
         subscribers: 3,
+        forward_delay: Default::default(),
     }
 }
 

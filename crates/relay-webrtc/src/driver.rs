@@ -303,10 +303,11 @@ async fn run(
                 break;
             };
             match s.socket.try_send_to(&d.contents, d.destination) {
-                Ok(_) => {}
+                Ok(_) => edge.sent(&d, Instant::now()),
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if let Err(e) = s.socket.send_to(&d.contents, d.destination).await {
-                        error!(dest = %d.destination, "UDP send failed: {e}");
+                    match s.socket.send_to(&d.contents, d.destination).await {
+                        Ok(_) => edge.sent(&d, Instant::now()),
+                        Err(e) => error!(dest = %d.destination, "UDP send failed: {e}"),
                     }
                 }
                 Err(e) => tracing::debug!(dest = %d.destination, "UDP send failed: {e}"),

@@ -19,6 +19,7 @@ use str0m::rtp::{RtpPacket, RtpWrite, Ssrc, Vp8Descriptor};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
 use tracing::{debug, info, warn};
 
+use crate::delay::{DelayHistogram, InFlight};
 use crate::error::EdgeError;
 use crate::peer::{negotiate, Codecs, Role};
 
@@ -31,6 +32,9 @@ pub struct Datagram {
     pub source: SocketAddr,
     pub destination: SocketAddr,
     pub contents: Vec<u8>,
+    /// For a forwarded media packet: when the relay received the packet it copies
+    /// (see [`Edge::sent`]).
+    pub media_received: Option<Instant>,
 }
 
 /// A session as the HTTP layer knows it.
@@ -47,6 +51,8 @@ pub struct EdgeStats {
     pub totals: Totals,
     pub publishers: usize,
     pub subscribers: usize,
+    /// Receive-to-send time of forwarded packets, since start (see [`crate::delay`]).
+    pub forward_delay: DelayHistogram,
 }
 
 struct Subscription {
@@ -107,6 +113,8 @@ pub struct Edge {
     /// Every session's next deadline, soonest first: a wake-up finds the due
     /// sessions without scanning them all.
     timers: BTreeSet<(Instant, PeerId)>,
+    in_flight: InFlight,
+    forward_delay: DelayHistogram,
     adapt: bool,
     /// Where the estimator towards a classroom of a school never seen starts (a
     /// conservative default); known schools start near what they sustained before.
@@ -131,6 +139,8 @@ impl Edge {
             core_in: VecDeque::new(),
             dirty: Vec::new(),
             timers: BTreeSet::new(),
+            in_flight: InFlight::default(),
+            forward_delay: DelayHistogram::default(),
         }
     }
 
@@ -285,6 +295,7 @@ impl Edge {
         }
         self.core_in.push_back(CoreInput::Timeout(now));
         self.settle(now);
+        self.in_flight.sweep(now);
     }
 
     /// When `timeout` must be called next.
@@ -302,6 +313,14 @@ impl Edge {
     /// Next datagram to send.
     pub fn poll_datagram(&mut self) -> Option<Datagram> {
         self.out.pop_front()
+    }
+
+    /// `d` (from [`Edge::poll_datagram`]) was handed to the kernel at `at`: count
+    /// its forwarding delay when it carries forwarded media.
+    pub fn sent(&mut self, d: &Datagram, at: Instant) {
+        if let Some(t) = d.media_received {
+            self.forward_delay.record(at.saturating_duration_since(t));
+        }
     }
 
     /// What school links sustained, for warm starts (see [`relay_core::WarmTable`]).
@@ -328,6 +347,7 @@ impl Edge {
                 .values()
                 .filter(|p| p.role == Role::Subscriber)
                 .count(),
+            forward_delay: self.forward_delay.clone(),
         }
     }
 
@@ -376,6 +396,7 @@ impl Edge {
                     source: t.source,
                     destination: t.destination,
                     contents: t.contents.into(),
+                    media_received: None,
                 }),
                 Output::Timeout(_) => break,
                 Output::Event(_) => {}
@@ -434,11 +455,19 @@ impl Edge {
                 }
             };
             match out {
-                Output::Transmit(t) => self.out.push_back(Datagram {
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.into(),
-                }),
+                Output::Transmit(t) => {
+                    let contents: Vec<u8> = t.contents.into();
+                    let media_received = match p.role {
+                        Role::Subscriber => self.in_flight.take(&contents),
+                        Role::Publisher => None,
+                    };
+                    self.out.push_back(Datagram {
+                        source: t.source,
+                        destination: t.destination,
+                        contents,
+                        media_received,
+                    })
+                }
                 Output::Timeout(t) => {
                     // A session that has not connected is also due when it has
                     // waited too long (see `timeout`).
@@ -623,6 +652,7 @@ impl Edge {
                 }
             }
         }
+        self.in_flight.note(*tx.ssrc(), f.seq as u16, now);
         tx.write_rtp(w);
         p.written = true;
         if self.dirty.last() != Some(&f.to) {

@@ -7,6 +7,7 @@
 //! - [`Edge`]: the part without IO (datagrams and time in, datagrams out).
 //! - [`spawn`]/[`Handle`]: the tokio driver and the command channel the HTTP layer uses.
 
+pub mod delay;
 mod driver;
 mod edge;
 mod error;

@@ -161,14 +161,17 @@ struct Sock {
     local: SocketAddr,
 }
 
-fn bind(addr: SocketAddr) -> Result<UdpSocket, EdgeError> {
+fn bind(addr: SocketAddr) -> Result<std::net::UdpSocket, EdgeError> {
     let std = std::net::UdpSocket::bind(addr).map_err(|source| EdgeError::Bind { addr, source })?;
     std.set_nonblocking(true)
         .map_err(|source| EdgeError::Bind { addr, source })?;
-    UdpSocket::from_std(std).map_err(|source| EdgeError::Bind { addr, source })
+    Ok(std)
 }
 
-/// Bind the media sockets and start the edge task on the current tokio runtime.
+/// Bind the media sockets and start the edge on a thread of its own, with a
+/// single-threaded runtime: the edge is one task that never waits on anything but
+/// its sockets, its timer and the command channel, so a work-stealing runtime only
+/// adds cross-thread wake-ups to every datagram.
 pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
     let mut socks = Vec::new();
     if cfg.udp.ip().is_unspecified() {
@@ -182,7 +185,7 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
                         source,
                     })?;
                     port = local.port();
-                    socks.push(Sock { socket, local });
+                    socks.push((socket, local));
                 }
                 Err(EdgeError::Bind { source, .. })
                     if source.kind() == std::io::ErrorKind::AddrNotAvailable =>
@@ -196,10 +199,7 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
             let socket = bind(SocketAddr::new(cfg.udp.ip(), port))?;
             port = socket.local_addr().map(|a| a.port()).unwrap_or(port);
             info!(%ip, port, "advertised address is not local (NAT?); serving it from the wildcard socket");
-            socks.push(Sock {
-                socket,
-                local: SocketAddr::new(ip, port),
-            });
+            socks.push((socket, SocketAddr::new(ip, port)));
         }
     } else {
         let socket = bind(cfg.udp)?;
@@ -208,12 +208,9 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
             source,
         })?;
         let ip = cfg.advertise.first().copied().unwrap_or(bound.ip());
-        socks.push(Sock {
-            socket,
-            local: SocketAddr::new(ip, bound.port()),
-        });
+        socks.push((socket, SocketAddr::new(ip, bound.port())));
     }
-    let local_addrs: Vec<SocketAddr> = socks.iter().map(|s| s.local).collect();
+    let local_addrs: Vec<SocketAddr> = socks.iter().map(|s| s.1).collect();
     let (tx, rx) = mpsc::channel(256);
     let mut edge = Edge::new(Instant::now(), cfg.relay, cfg.codecs, local_addrs.clone());
     if let Some(path) = &cfg.state_file {
@@ -228,7 +225,36 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
             Err(e) => warn!("warm start: {e}; every school starts at the default"),
         }
     }
-    tokio::spawn(run(edge, socks, rx, cfg.state_file));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| EdgeError::Bind {
+            addr: cfg.udp,
+            source,
+        })?;
+    let socks = {
+        // Register the sockets with the edge's own runtime.
+        let _in_runtime = runtime.enter();
+        socks
+            .into_iter()
+            .map(|(socket, local)| {
+                UdpSocket::from_std(socket)
+                    .map(|socket| Sock { socket, local })
+                    .map_err(|source| EdgeError::Bind {
+                        addr: local,
+                        source,
+                    })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let state_file = cfg.state_file;
+    std::thread::Builder::new()
+        .name("media-edge".into())
+        .spawn(move || runtime.block_on(run(edge, socks, rx, state_file)))
+        .map_err(|source| EdgeError::Bind {
+            addr: cfg.udp,
+            source,
+        })?;
     Ok(Handle { tx, local_addrs })
 }
 

@@ -326,10 +326,6 @@ fn main() {
             "the relay timed {:.1} % of what it forwarded: {s:?}",
             100.0 * s.in_relay_timed_share
         );
-        assert!(
-            s.in_relay_p99_ms_at_most.is_some(),
-            "no in-relay delay: {s:?}"
-        );
     }
     write_json(arg("--json"), "classroom-relay-load-bench.json", &out);
 }

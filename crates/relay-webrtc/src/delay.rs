@@ -93,12 +93,9 @@ impl InFlight {
             .retain(|_, t| now.saturating_duration_since(*t) < FORGET_AFTER);
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.at.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.at.is_empty()
     }
 }
 

@@ -10,6 +10,10 @@ pub enum EdgeError {
     /// The offer parsed but carries nothing the relay can forward.
     #[error("{0}")]
     NothingToForward(String),
+    /// str0m panicked on this offer; the panic was contained and nothing else was
+    /// affected.
+    #[error("the relay's WebRTC stack could not negotiate this offer (internal error: {0}); the offer was refused, nothing else was affected")]
+    Contained(String),
     /// Another teacher session is publishing to this lesson.
     #[error(
         "lesson {0:?} already has a teacher publishing from another session; stop that one first"

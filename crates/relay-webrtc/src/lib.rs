@@ -11,12 +11,15 @@ pub mod delay;
 mod driver;
 mod edge;
 mod error;
+mod guard;
+pub mod offer_check;
 mod peer;
 pub mod state;
 
 pub use driver::{spawn, Handle, MediaConfig};
 pub use edge::{Datagram, Edge, EdgeStats, Session};
 pub use error::EdgeError;
+pub use offer_check::check_offer;
 pub use peer::{Codecs, Role};
 
 /// Install the process-wide crypto provider str0m uses (aws-lc-rs). Call once at

@@ -44,8 +44,23 @@ pub struct Negotiated {
 /// of 1000 costs memory per classroom for packets no one will ask for again.
 const SEND_BUFFER_VIDEO: usize = 400;
 
-/// Parse `offer`, build an `Rtc` and answer it.
+/// Check `offer` (see [`crate::offer_check`]), build an `Rtc` and answer it. A panic
+/// inside str0m while negotiating is contained and answered as
+/// [`EdgeError::Contained`].
 pub fn negotiate(
+    now: Instant,
+    role: Role,
+    offer: &str,
+    local: &[SocketAddr],
+    codecs: Codecs,
+    bwe_initial: Option<u64>,
+) -> Result<Negotiated, EdgeError> {
+    crate::offer_check::check_offer(offer)?;
+    crate::guard::contain(|| negotiate_checked(now, role, offer, local, codecs, bwe_initial))
+        .unwrap_or_else(|panic| Err(EdgeError::Contained(panic)))
+}
+
+fn negotiate_checked(
     now: Instant,
     role: Role,
     offer: &str,

@@ -9,22 +9,28 @@ use std::time::{Duration, Instant};
 
 use relay_core::{
     Codec, Input as CoreInput, LayerPref, LessonStats, Output as CoreOutput, PeerId, Relay,
-    RelayConfig, RtpIn, Totals, WarmTable,
+    RelayConfig, Totals, WarmTable,
 };
 use str0m::bwe::{Bitrate, BweKind};
-use str0m::format::{Codec as StrCodec, PayloadParams};
+use str0m::format::PayloadParams;
 use str0m::media::{KeyframeRequestKind, Mid as StrMid, Pt, Rid as StrRid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{RtpPacket, RtpWrite, Ssrc, Vp8Descriptor};
+use str0m::rtp::Ssrc;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::delay::{DelayHistogram, InFlight};
 use crate::error::EdgeError;
+use crate::guard::contain;
 use crate::peer::{negotiate, Codecs, Role};
 
-/// A session that has not connected within this time is dropped.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+mod forward;
+#[cfg(test)]
+mod tests;
+
+/// A session that has not connected (ICE and DTLS) within this time is dropped: a
+/// client that posts offers and never connects holds a session for at most this long.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A datagram to send from `source` (one of our local addresses) to `destination`.
 #[derive(Debug)]
@@ -53,6 +59,10 @@ pub struct EdgeStats {
     pub subscribers: usize,
     /// Receive-to-send time of forwarded packets, since start (see [`crate::delay`]).
     pub forward_delay: DelayHistogram,
+    /// Panics inside str0m that were contained to one session (or one offer).
+    pub contained_panics: u64,
+    /// Sessions dropped because they never connected within [`CONNECT_TIMEOUT`].
+    pub connect_timeouts: u64,
 }
 
 struct Subscription {
@@ -119,6 +129,11 @@ pub struct Edge {
     /// Where the estimator towards a classroom of a school never seen starts (a
     /// conservative default); known schools start near what they sustained before.
     initial_bps: u64,
+    contained_panics: u64,
+    connect_timeouts: u64,
+    /// Test hook: the next drain of this session panics, as a str0m bug would.
+    #[cfg(test)]
+    inject_panic: Option<PeerId>,
 }
 
 impl Edge {
@@ -141,6 +156,41 @@ impl Edge {
             timers: BTreeSet::new(),
             in_flight: InFlight::default(),
             forward_delay: DelayHistogram::default(),
+            contained_panics: 0,
+            connect_timeouts: 0,
+            #[cfg(test)]
+            inject_panic: None,
+        }
+    }
+
+    /// Negotiate an offer, counting a contained str0m panic.
+    fn negotiate(
+        &mut self,
+        now: Instant,
+        role: Role,
+        offer: &str,
+        bwe_initial: Option<u64>,
+    ) -> Result<crate::peer::Negotiated, EdgeError> {
+        let r = negotiate(now, role, offer, &self.locals, self.codecs, bwe_initial);
+        if let Err(EdgeError::Contained(panic)) = &r {
+            self.contained_panics += 1;
+            error!(
+                ?role,
+                "str0m panicked while negotiating an offer; refused it: {panic}"
+            );
+        }
+        r
+    }
+
+    /// A str0m call on session `id` panicked: drop the session without touching its
+    /// `Rtc` again, and let every other session go on.
+    fn contained(&mut self, now: Instant, id: PeerId, what: &str, panic: String) {
+        self.contained_panics += 1;
+        error!(peer = %id, "str0m panicked in {what}; closing this session only: {panic}");
+        if let Some(p) = self.peers.remove(&id) {
+            // Its state is unknown: even dropping it may panic again.
+            let _ = contain(move || drop(p.rtc));
+            self.forget_peer(now, id, p.next_timeout, &p.lesson);
         }
     }
 
@@ -159,7 +209,7 @@ impl Edge {
                 return Err(EdgeError::Conflict(lesson.to_string()));
             }
         }
-        let n = negotiate(now, Role::Publisher, offer, &self.locals, self.codecs, None)?;
+        let n = self.negotiate(now, Role::Publisher, offer, None)?;
         let peer = self.add_peer(now, Role::Publisher, lesson, n.rtc, None);
         self.lesson_publisher
             .insert(lesson.to_string(), (peer, token_session.to_string()));
@@ -192,14 +242,7 @@ impl Edge {
                 .start_for(school)
                 .map_or(self.initial_bps, |b| b.max(MIN_WARM_START_BPS))
         });
-        let n = negotiate(
-            now,
-            Role::Subscriber,
-            offer,
-            &self.locals,
-            self.codecs,
-            initial_bps,
-        )?;
+        let n = self.negotiate(now, Role::Subscriber, offer, initial_bps)?;
         let sub = Subscription {
             lesson: lesson.to_string(),
             school: school.to_string(),
@@ -245,21 +288,40 @@ impl Edge {
             return;
         };
         let input = Input::Receive(now, recv);
-        let id = match self.by_remote.get(&(local, remote)) {
-            Some(id) if self.peers.get(id).is_some_and(|p| p.rtc.accepts(&input)) => *id,
-            _ => {
-                let Some((id, _)) = self.peers.iter().find(|(_, p)| p.rtc.accepts(&input)) else {
-                    debug!(%remote, "datagram for no session");
-                    return;
-                };
-                self.by_remote.insert((local, remote), *id);
-                *id
+        let mut crashed = Vec::new();
+        let mut accepts = |id: PeerId, p: &Peer| match contain(|| p.rtc.accepts(&input)) {
+            Ok(yes) => yes,
+            Err(panic) => {
+                crashed.push((id, panic));
+                false
             }
         };
+        let known = self.by_remote.get(&(local, remote)).copied();
+        let found = match known.and_then(|id| self.peers.get(&id).map(|p| (id, p))) {
+            Some((id, p)) if accepts(id, p) => Some(id),
+            _ => self
+                .peers
+                .iter()
+                .find(|(id, p)| accepts(**id, p))
+                .map(|(id, _)| *id),
+        };
+        for (id, panic) in crashed {
+            self.contained(now, id, "accepts", panic);
+        }
+        let Some(id) = found else {
+            debug!(%remote, "datagram for no session");
+            self.settle(now);
+            return;
+        };
+        self.by_remote.insert((local, remote), id);
         if let Some(p) = self.peers.get_mut(&id) {
-            if let Err(e) = p.rtc.handle_input(input) {
-                warn!(peer = %id, "input refused: {e}");
-                p.rtc.disconnect();
+            match contain(|| p.rtc.handle_input(input)) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    warn!(peer = %id, "input refused: {e}");
+                    p.rtc.disconnect();
+                }
+                Err(panic) => self.contained(now, id, "handle_input", panic),
             }
         }
         self.dirty.push(id);
@@ -286,10 +348,20 @@ impl Edge {
             };
             if !p.connected && now.duration_since(p.created) > CONNECT_TIMEOUT {
                 info!(peer = %id, "session never connected; dropping it");
+                self.connect_timeouts += 1;
                 p.rtc.disconnect();
-            } else if let Err(e) = p.rtc.handle_input(Input::Timeout(now)) {
-                warn!(peer = %id, "timeout refused: {e}");
-                p.rtc.disconnect();
+            } else {
+                match contain(|| p.rtc.handle_input(Input::Timeout(now))) {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        warn!(peer = %id, "timeout refused: {e}");
+                        p.rtc.disconnect();
+                    }
+                    Err(panic) => {
+                        self.contained(now, id, "timeout", panic);
+                        continue;
+                    }
+                }
             }
             self.dirty.push(id);
         }
@@ -348,6 +420,8 @@ impl Edge {
                 .filter(|p| p.role == Role::Subscriber)
                 .count(),
             forward_delay: self.forward_delay.clone(),
+            contained_panics: self.contained_panics,
+            connect_timeouts: self.connect_timeouts,
         }
     }
 
@@ -387,33 +461,45 @@ impl Edge {
         let Some(mut p) = self.peers.remove(&id) else {
             return false;
         };
-        self.timers.remove(&(p.next_timeout, id));
-        p.rtc.disconnect();
-        // Flush what disconnecting produced (DTLS close_notify) while we still can.
-        while let Ok(o) = p.rtc.poll_output() {
-            match o {
-                Output::Transmit(t) => self.out.push_back(Datagram {
-                    source: t.source,
-                    destination: t.destination,
-                    contents: t.contents.into(),
-                    media_received: None,
-                }),
-                Output::Timeout(_) => break,
-                Output::Event(_) => {}
+        let out = &mut self.out;
+        let flushed = contain(|| {
+            p.rtc.disconnect();
+            // Flush what disconnecting produced (DTLS close_notify) while we still can.
+            while let Ok(o) = p.rtc.poll_output() {
+                match o {
+                    Output::Transmit(t) => out.push_back(Datagram {
+                        source: t.source,
+                        destination: t.destination,
+                        contents: t.contents.into(),
+                        media_received: None,
+                    }),
+                    Output::Timeout(_) => break,
+                    Output::Event(_) => {}
+                }
             }
+        });
+        if let Err(panic) = flushed {
+            self.contained_panics += 1;
+            error!(peer = %id, "str0m panicked while closing this session: {panic}");
         }
+        self.forget_peer(now, id, p.next_timeout, &p.lesson);
+        info!(peer = %id, lesson = %p.lesson, "session ended");
+        true
+    }
+
+    /// Everything the edge keeps about a removed session, and the core's view of it.
+    fn forget_peer(&mut self, now: Instant, id: PeerId, next_timeout: Instant, lesson: &str) {
+        self.timers.remove(&(next_timeout, id));
         self.by_remote.retain(|_, v| *v != id);
         if self
             .lesson_publisher
-            .get(&p.lesson)
+            .get(lesson)
             .is_some_and(|(pid, _)| *pid == id)
         {
-            self.lesson_publisher.remove(&p.lesson);
+            self.lesson_publisher.remove(lesson);
         }
-        info!(peer = %id, lesson = %p.lesson, "session ended");
         self.core_in
             .push_back(CoreInput::PeerLeft { now, peer: id });
-        true
     }
 
     /// Drain peers and the core until nothing is left to do.
@@ -422,7 +508,9 @@ impl Edge {
             let mut progressed = false;
             while let Some(id) = self.dirty.pop() {
                 progressed = true;
-                self.drain_peer(now, id);
+                if let Err(panic) = contain(|| self.drain_peer(now, id)) {
+                    self.contained(now, id, "poll_output", panic);
+                }
             }
             while let Some(i) = self.core_in.pop_front() {
                 progressed = true;
@@ -436,6 +524,10 @@ impl Edge {
     }
 
     fn drain_peer(&mut self, now: Instant, id: PeerId) {
+        #[cfg(test)]
+        if self.inject_panic.take_if(|p| *p == id).is_some() {
+            panic!("injected for a test");
+        }
         let Some(p) = self.peers.get_mut(&id) else {
             return;
         };
@@ -507,7 +599,7 @@ impl Edge {
                         p.rtc.disconnect();
                     }
                     Event::RtpPacket(pkt) if p.role == Role::Publisher => {
-                        if let Some(rtp) = publisher_packet(p, pkt) {
+                        if let Some(rtp) = forward::publisher_packet(p, pkt) {
                             self.core_in
                                 .push_back(CoreInput::Packet { now, peer: id, rtp });
                         }
@@ -549,7 +641,12 @@ impl Edge {
         loop {
             match self.relay.poll_output() {
                 CoreOutput::Timeout(_) => break,
-                CoreOutput::Forward(f) => self.forward(now, f),
+                CoreOutput::Forward(f) => {
+                    let to = f.to;
+                    if let Err(panic) = contain(|| self.forward(now, f)) {
+                        self.contained(now, to, "write_rtp", panic);
+                    }
+                }
                 CoreOutput::RequestKeyframe {
                     publisher,
                     mid,
@@ -557,13 +654,17 @@ impl Edge {
                 } => {
                     if let Some(p) = self.peers.get_mut(&publisher) {
                         let rid = rid.map(|r| StrRid::from(r.as_str()));
-                        if let Some(rx) = p
-                            .rtc
-                            .direct_api()
-                            .stream_rx_by_mid(StrMid::from(mid.as_str()), rid)
-                        {
-                            rx.request_keyframe(KeyframeRequestKind::Pli);
-                            self.dirty.push(publisher);
+                        let asked = contain(|| {
+                            p.rtc
+                                .direct_api()
+                                .stream_rx_by_mid(StrMid::from(mid.as_str()), rid)
+                                .map(|rx| rx.request_keyframe(KeyframeRequestKind::Pli))
+                                .is_some()
+                        });
+                        match asked {
+                            Ok(true) => self.dirty.push(publisher),
+                            Ok(false) => {}
+                            Err(panic) => self.contained(now, publisher, "keyframe request", panic),
                         }
                     }
                 }
@@ -573,16 +674,23 @@ impl Edge {
                     desired_bps,
                 } => {
                     if let Some(p) = self.peers.get_mut(&peer) {
-                        p.rtc
-                            .bwe()
-                            .set_bitrate(Bitrate::bps(min_bps), Bitrate::bps(desired_bps));
-                        self.dirty.push(peer);
+                        let set = contain(|| {
+                            p.rtc
+                                .bwe()
+                                .set_bitrate(Bitrate::bps(min_bps), Bitrate::bps(desired_bps))
+                        });
+                        match set {
+                            Ok(()) => self.dirty.push(peer),
+                            Err(panic) => self.contained(now, peer, "bwe", panic),
+                        }
                     }
                 }
                 CoreOutput::BweReprobe { peer, from_bps } => {
                     if let Some(p) = self.peers.get_mut(&peer) {
-                        p.rtc.bwe().reset(Bitrate::bps(from_bps));
-                        self.dirty.push(peer);
+                        match contain(|| p.rtc.bwe().reset(Bitrate::bps(from_bps))) {
+                            Ok(()) => self.dirty.push(peer),
+                            Err(panic) => self.contained(now, peer, "bwe", panic),
+                        }
                     }
                 }
                 CoreOutput::Close(peer) => {
@@ -592,116 +700,4 @@ impl Edge {
             }
         }
     }
-
-    fn forward(&mut self, now: Instant, f: relay_core::Forward) {
-        // Payload type on the receiving side, matched by codec parameters.
-        let key = (f.from, f.pt);
-        let Some(src_params) = self
-            .peers
-            .get(&f.from)
-            .and_then(|p| p.pt_map.get(&f.pt).cloned().flatten())
-            .map(|(_, params)| params)
-        else {
-            return;
-        };
-        let Some(p) = self.peers.get_mut(&f.to) else {
-            return;
-        };
-        let out = *p.out_pt.entry(key).or_insert_with(|| {
-            p.rtc
-                .codec_config()
-                .match_params(src_params)
-                .map(|m| (m.pt(), m.red().filter(|_| m.spec().codec == StrCodec::Opus)))
-        });
-        let Some((pt, red)) = out else {
-            return;
-        };
-        // Voice towards a classroom that negotiated RED carries the previous frame
-        // again: one lost packet on the classroom's link costs no voice.
-        let (pt, payload) = match red {
-            Some(red_pt) if !f.codec.is_video() => {
-                let prev = p.red_prev.insert(f.mid, (f.ts, f.payload.clone()));
-                let wrapped = relay_core::red::wrap(
-                    *pt,
-                    f.ts,
-                    &f.payload,
-                    prev.as_ref().map(|(ts, d)| (*ts, &d[..])),
-                );
-                (red_pt, Arc::from(wrapped))
-            }
-            _ => (pt, f.payload.clone()),
-        };
-        let mut api = p.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(StrMid::from(f.mid.as_str()), None) else {
-            return;
-        };
-        let mut w = RtpWrite::new(pt, f.seq.into(), f.ts, now, payload)
-            .marker(f.marker)
-            .nackable(f.codec.is_video());
-        if f.vp8_picture_id.is_some() || f.vp8_tl0_pic_idx.is_some() {
-            if let Ok(d) = Vp8Descriptor::parse(&f.payload) {
-                let mut b = d.patch();
-                if let Some(id) = f.vp8_picture_id {
-                    b = b.picture_id(id);
-                }
-                if let Some(t) = f.vp8_tl0_pic_idx {
-                    b = b.tl0_pic_idx(t);
-                }
-                if let Ok(patch) = b.build() {
-                    w = w.vp8_patch(patch);
-                }
-            }
-        }
-        self.in_flight.note(*tx.ssrc(), f.seq as u16, now);
-        tx.write_rtp(w);
-        p.written = true;
-        if self.dirty.last() != Some(&f.to) {
-            self.dirty.push(f.to);
-        }
-    }
-}
-
-/// Turn a str0m packet from a teacher into a core packet.
-fn publisher_packet(p: &mut Peer, pkt: RtpPacket) -> Option<RtpIn> {
-    let ssrc = pkt.header.ssrc;
-    let (mid, rid) = match p.ssrc_map.get(&ssrc) {
-        Some(v) => *v,
-        None => {
-            let mut api = p.rtc.direct_api();
-            let rx = api.stream_rx(&ssrc)?;
-            let v = (
-                relay_core::Mid::new(&rx.mid().to_string()),
-                rx.rid().map(|r| relay_core::Rid::new(&r.to_string())),
-            );
-            p.ssrc_map.insert(ssrc, v);
-            v
-        }
-    };
-    let pt = *pkt.header.payload_type;
-    let entry = p.pt_map.entry(pt).or_insert_with(|| {
-        let params = p
-            .rtc
-            .codec_config()
-            .params()
-            .iter()
-            .find(|x| *x.pt() == pt)?;
-        let codec = match params.spec().codec {
-            StrCodec::Opus => Codec::Opus,
-            StrCodec::Vp8 => Codec::Vp8,
-            StrCodec::H264 => Codec::H264,
-            _ => return None,
-        };
-        Some((codec, *params))
-    });
-    let (codec, _) = entry.as_ref()?;
-    Some(RtpIn {
-        mid,
-        rid,
-        seq: *pkt.seq_no,
-        ts: pkt.header.timestamp,
-        marker: pkt.header.marker,
-        pt,
-        codec: *codec,
-        payload: pkt.payload,
-    })
 }

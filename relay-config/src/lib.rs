@@ -7,6 +7,7 @@
 //! ```
 
 mod duration;
+mod limits;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use duration::{format_duration, parse_duration};
+pub use limits::Limits;
 
 /// Token secret used when the configuration gives none. Anyone can mint tokens with
 /// it: fine on a laptop, never in a school network.
@@ -36,6 +38,9 @@ pub struct Config {
     /// Forwarding policy.
     #[serde(default)]
     pub media: Media,
+    /// Session, rate and connection limits.
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 /// Listening addresses.
@@ -55,6 +60,10 @@ pub struct Server {
     /// Largest accepted SDP body in bytes; bigger requests get 413.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// On SIGTERM the relay refuses new sessions and lets lessons in progress go on
+    /// for at most this long (e.g. "30m"), then exits. A second signal stops it at once.
+    #[serde(default = "default_drain")]
+    pub drain_timeout: String,
 }
 
 impl Default for Server {
@@ -64,6 +73,7 @@ impl Default for Server {
             udp: default_udp(),
             advertise: vec![],
             max_body_bytes: default_max_body(),
+            drain_timeout: default_drain(),
         }
     }
 }
@@ -170,6 +180,9 @@ fn default_udp() -> String {
 fn default_max_body() -> usize {
     64 * 1024
 }
+fn default_drain() -> String {
+    "30m".into()
+}
 fn default_ttl() -> String {
     "4h".into()
 }
@@ -254,6 +267,7 @@ pub struct Loaded {
     /// True when no secret was configured and [`DEVELOPMENT_SECRET`] is in use.
     pub development_secret: bool,
     pub default_ttl: std::time::Duration,
+    pub drain_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -331,6 +345,9 @@ impl Config {
                 ),
             );
         }
+        let drain = parse_duration(&self.server.drain_timeout)
+            .map_err(|m| bad("server.drain_timeout", m))
+            .ok();
         let ttl = parse_duration(&self.auth.default_ttl)
             .map_err(|m| bad("auth.default_ttl", m))
             .ok();
@@ -398,6 +415,7 @@ impl Config {
                 format!("{} is outside 100..=10000", self.media.keyframe_interval_ms),
             );
         }
+        self.limits.check(&mut problems);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems));
         }
@@ -409,6 +427,7 @@ impl Config {
             token_secret: secret.unwrap_or_else(|| DEVELOPMENT_SECRET.into()),
             development_secret,
             default_ttl: ttl.expect("checked"),
+            drain_timeout: drain.expect("checked"),
             config: self,
         })
     }

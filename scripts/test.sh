@@ -9,6 +9,10 @@ cargo test --workspace --locked
 # once each, the load benchmark one short step (debug build: figures meaningless).
 cargo test -p relay-core --bench forward --locked
 cargo test -p classroom-relay --bench load --locked
+# The soak benchmark's 2-minute form: 4 lessons, a sample every 20 s; fails when the
+# relay's memory grows 5 % or more after 60 s, sessions or file descriptors change,
+# forwarding stalls or voice is lost.
+cargo test -p classroom-relay --bench soak --locked
 # The side-by-side with Janus, one short step (installs Debian's janus; needs root
 # for its network namespace).
 cargo test -p classroom-relay --bench load --locked -- --janus

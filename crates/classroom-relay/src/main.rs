@@ -242,6 +242,9 @@ fn serve(
     rt.block_on(run(l, state))
 }
 
+/// Exit status when the media thread died: EX_SOFTWARE, so a supervisor restarts us.
+const EXIT_MEDIA_DIED: i32 = 70;
+
 async fn run(l: Loaded, state_file: Option<PathBuf>) -> Result<()> {
     let media = relay_webrtc::MediaConfig {
         udp: l.udp,
@@ -265,43 +268,112 @@ async fn run(l: Loaded, state_file: Option<PathBuf>) -> Result<()> {
         state_file,
     };
     let edge = relay_webrtc::spawn(media).context("starting the media sockets")?;
-    let saver = edge.clone();
+    let media = edge.clone();
     let listener = tokio::net::TcpListener::bind(l.http)
         .await
         .with_context(|| format!("cannot listen for HTTP on {}", l.http))?;
     let http_addr = listener.local_addr()?;
     let udp_addrs = edge.local_addrs.clone();
-    let app = relay_http::router(
+    let (app, control) = relay_http::router(
         relay_http::HttpConfig {
             token_secret: l.token_secret.clone(),
             allowed_lessons: l.config.lessons.allowed.clone(),
             max_body_bytes: l.config.server.max_body_bytes,
+            limits: l.config.limits.clone(),
         },
         edge,
     );
     print_banner(&l, http_addr, &udp_addrs);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("HTTP server failed")?;
-    saver.save_state().await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(relay_http::serve::serve(
+        listener,
+        app,
+        l.config.limits.http_connections as usize,
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+    let mut signals = Signals::new()?;
+    let media_died = tokio::select! {
+        _ = signals.next() => false,
+        _ = media.media_stopped() => true,
+    };
+    let media_died = media_died || drain(&control, &media, &mut signals, l.drain_timeout).await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    if media_died {
+        eprintln!("classroom-relay: the media edge stopped; exiting with status {EXIT_MEDIA_DIED} so the service manager restarts the relay");
+        std::process::exit(EXIT_MEDIA_DIED);
+    }
+    media.save_state().await;
     eprintln!("classroom-relay stopped");
     Ok(())
 }
 
-async fn shutdown() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
+/// After SIGTERM or Ctrl-C: refuse new sessions and let lessons in progress go on
+/// until their teachers leave, `timeout` passes or a second signal comes. True if
+/// the media edge died meanwhile.
+async fn drain(
+    control: &relay_http::Control,
+    media: &relay_webrtc::Handle,
+    signals: &mut Signals,
+    timeout: Duration,
+) -> bool {
+    control.start_draining();
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut announced = false;
+    loop {
+        let lessons = control.open_teachers();
+        if lessons == 0 {
+            eprintln!("classroom-relay: no lesson in progress; stopping");
+            return false;
+        }
+        if !announced {
+            eprintln!(
+                "classroom-relay: draining: new sessions are refused; {lessons} lesson(s) in progress go on for at most {} (signal again to stop now)",
+                relay_config::format_duration(timeout)
+            );
+            announced = true;
+        }
         tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                eprintln!("classroom-relay: drain timeout reached with {lessons} lesson(s) in progress; stopping");
+                return false;
+            }
+            _ = signals.next() => {
+                eprintln!("classroom-relay: second signal; stopping now");
+                return false;
+            }
+            _ = media.media_stopped() => return true,
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+}
+
+/// SIGTERM and Ctrl-C, each time they come.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Signals> {
+        Ok(Signals {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("installing the SIGTERM handler")?,
+        })
+    }
+
+    async fn next(&mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = self.term.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 fn print_banner(l: &Loaded, http: SocketAddr, udp: &[SocketAddr]) {

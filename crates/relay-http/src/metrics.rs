@@ -37,6 +37,18 @@ pub fn render(s: &EdgeStats) -> String {
         s.subscribers as u64,
     );
     gauge(
+        "contained_panics_total",
+        "Panics inside the WebRTC stack contained to the one session (or offer) that caused them.",
+        "counter",
+        s.contained_panics,
+    );
+    gauge(
+        "connect_timeouts_total",
+        "Sessions dropped because they did not connect (ICE and DTLS) within 15 s.",
+        "counter",
+        s.connect_timeouts,
+    );
+    gauge(
         "packets_received_total",
         "RTP packets received from teachers.",
         "counter",
@@ -174,6 +186,34 @@ pub fn render(s: &EdgeStats) -> String {
     o
 }
 
+/// The HTTP layer's figures: open sessions, draining, and refusals by reason
+/// (limits, bad offers, bad tokens).
+pub fn render_sessions(
+    o: &mut String,
+    open: usize,
+    draining: bool,
+    refused: &std::collections::BTreeMap<&'static str, u64>,
+) {
+    let _ = writeln!(o, "# HELP classroom_relay_sessions Open WHIP/WHEP sessions (including those being negotiated).
+# TYPE classroom_relay_sessions gauge
+classroom_relay_sessions {open}");
+    let _ = writeln!(o, "# HELP classroom_relay_draining 1 while the relay is shutting down and refuses new sessions.
+# TYPE classroom_relay_draining gauge
+classroom_relay_draining {}", u8::from(draining));
+    let _ = writeln!(
+        o,
+        "# HELP classroom_relay_refused_total Session requests refused, by reason.
+# TYPE classroom_relay_refused_total counter"
+    );
+    for reason in crate::REFUSAL_REASONS {
+        let n = refused.get(reason).copied().unwrap_or(0);
+        let _ = writeln!(
+            o,
+            "classroom_relay_refused_total{{reason=\"{reason}\"}} {n}"
+        );
+    }
+}
+
 /// The receive-to-send histogram (see `relay_webrtc::delay`), cumulative as
 /// Prometheus wants it.
 fn forward_delay(o: &mut String, h: &relay_webrtc::delay::DelayHistogram) {
@@ -219,6 +259,18 @@ mod tests {
         assert!(m.contains(
             "classroom_relay_school_layer_switches_total{lesson=\"math\",school=\"a\"} 2\n"
         ));
+    }
+
+    #[test]
+    fn refusals_are_listed_by_reason_even_at_zero() {
+        let mut o = String::new();
+        let mut refused = std::collections::BTreeMap::new();
+        refused.insert("school_sessions", 3);
+        render_sessions(&mut o, 5, true, &refused);
+        assert!(o.contains("classroom_relay_sessions 5\n"));
+        assert!(o.contains("classroom_relay_draining 1\n"));
+        assert!(o.contains("classroom_relay_refused_total{reason=\"school_sessions\"} 3\n"));
+        assert!(o.contains("classroom_relay_refused_total{reason=\"bad_offer\"} 0\n"));
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub(crate) fn fixture() -> EdgeStats {
         publishers: 1,
         subscribers: 3,
         forward_delay: Default::default(),
+        contained_panics: 0,
+        connect_timeouts: 0,
     }
 }
 

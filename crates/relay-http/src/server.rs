@@ -1,24 +1,28 @@
 //! The HTTP server: a thin axum layer over [`crate::api`] and the media edge.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::to_bytes;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use relay_core::{LayerPref, PeerId};
+use relay_core::LayerPref;
 use relay_webrtc::Handle;
 use serde::Deserialize;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::api::{authorize, check_content_type, edge_error, ApiError};
 use crate::metrics;
 use crate::pages;
+use crate::sessions::{Refusal, Sessions, Ticket, Who};
 use crate::token::TokenRole;
+
+/// A request body (the SDP offer) must arrive within this time.
+const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the HTTP layer needs from the configuration.
 #[derive(Debug, Clone)]
@@ -27,20 +31,57 @@ pub struct HttpConfig {
     /// Only these lessons, if set.
     pub allowed_lessons: Option<Vec<String>>,
     pub max_body_bytes: usize,
-}
-
-struct Resource {
-    peer: PeerId,
-    lesson: String,
+    pub limits: relay_config::Limits,
 }
 
 struct AppState {
     cfg: HttpConfig,
     edge: Handle,
-    resources: Mutex<HashMap<String, Resource>>,
+    sessions: Mutex<Sessions>,
+}
+
+impl AppState {
+    fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        // The table stays consistent even if a holder panicked: every update is a
+        // few map operations with no early return.
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 type Shared = Arc<AppState>;
+
+/// What the binary controls from outside requests: draining on SIGTERM.
+#[derive(Clone)]
+pub struct Control {
+    state: Shared,
+}
+
+impl Control {
+    /// Refuse new sessions from now on (`503`, `/readyz` `503`); open ones go on.
+    pub fn start_draining(&self) {
+        self.state.sessions().start_draining();
+    }
+
+    /// Sessions open now.
+    pub fn open_sessions(&self) -> usize {
+        self.state.sessions().open()
+    }
+
+    /// Teacher sessions open now (lessons in progress).
+    pub fn open_teachers(&self) -> usize {
+        self.state.sessions().open_teachers()
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut r = ApiError::new(self.status, self.message).into_response();
+        if let Ok(v) = HeaderValue::from_str(&self.retry_after.as_secs().max(1).to_string()) {
+            r.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        r
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -53,16 +94,30 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Build the router.
-pub fn router(cfg: HttpConfig, edge: Handle) -> Router {
+/// Build the router, and start following the edge's ended sessions (call from
+/// within the tokio runtime).
+pub fn router(cfg: HttpConfig, edge: Handle) -> (Router, Control) {
+    let ended = edge.take_ended();
     let state = Arc::new(AppState {
+        sessions: Mutex::new(Sessions::new(cfg.limits.clone())),
         cfg,
         edge,
-        resources: Mutex::new(HashMap::new()),
     });
-    Router::new()
+    if let Some(mut ended) = ended {
+        let s = state.clone();
+        tokio::spawn(async move {
+            while let Some(peer) = ended.recv().await {
+                s.sessions().ended(peer);
+            }
+        });
+    }
+    let control = Control {
+        state: state.clone(),
+    };
+    let router = Router::new()
         .route("/", get(|| async { Html(pages::INDEX) }))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_handler))
         .route("/api/lessons", get(lessons_json))
         // Browsers ask for it on every page; an empty answer keeps consoles clean.
@@ -85,7 +140,8 @@ pub fn router(cfg: HttpConfig, edge: Handle) -> Router {
                 .options(options_resource),
         )
         .layer(axum::middleware::map_response(add_cors))
-        .with_state(state)
+        .with_state(state);
+    (router, control)
 }
 
 async fn add_cors(mut r: Response) -> Response {
@@ -106,17 +162,52 @@ async fn add_cors(mut r: Response) -> Response {
     r
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// Alive: the media thread runs. A supervisor restarts the relay when this fails.
+async fn healthz(State(s): State<Shared>) -> Response {
+    if s.edge.media_running() {
+        "ok\n".into_response()
+    } else {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the media edge has stopped; the relay must be restarted",
+        )
+        .into_response()
+    }
+}
+
+/// Ready: alive, not draining, and room for another session.
+async fn readyz(State(s): State<Shared>) -> Response {
+    let (accepting, draining) = {
+        let t = s.sessions();
+        (t.accepting(), t.draining())
+    };
+    if !s.edge.media_running() {
+        return healthz(State(s)).await;
+    }
+    if accepting {
+        return "ready\n".into_response();
+    }
+    let why = if draining {
+        "draining: the relay is shutting down and takes no new sessions"
+    } else {
+        "full: the relay has as many sessions as limits.sessions allows"
+    };
+    let mut r = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, why).into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("10"));
+    r
 }
 
 async fn metrics_handler(State(s): State<Shared>) -> Response {
     match s.edge.stats().await {
-        Ok(stats) => (
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            metrics::render(&stats),
-        )
-            .into_response(),
+        Ok(stats) => {
+            let mut text = metrics::render(&stats);
+            {
+                let t = s.sessions();
+                metrics::render_sessions(&mut text, t.open(), t.draining(), t.refused());
+            }
+            ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+        }
         Err(e) => edge_error(e).into_response(),
     }
 }
@@ -193,9 +284,18 @@ async fn read_offer(s: &AppState, req: Request) -> Result<String, ApiError> {
     {
         return Err(too_big());
     }
-    let bytes = to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|_| too_big())?;
+    let bytes = match tokio::time::timeout(BODY_TIMEOUT, to_bytes(req.into_body(), limit)).await {
+        Ok(r) => r.map_err(|_| too_big())?,
+        Err(_) => {
+            return Err(ApiError::new(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "the SDP offer did not arrive within {} s",
+                    BODY_TIMEOUT.as_secs()
+                ),
+            ))
+        }
+    };
     let text = String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, "the SDP offer is not UTF-8 text"))?;
     if !text.trim_start().starts_with("v=") {
@@ -225,22 +325,6 @@ fn new_resource_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-async fn prune(s: &AppState) {
-    // Sessions that ended without DELETE (ICE timeout, replaced teacher).
-    let peers: Vec<(String, PeerId)> = s
-        .resources
-        .lock()
-        .expect("resources lock")
-        .iter()
-        .map(|(k, v)| (k.clone(), v.peer))
-        .collect();
-    for (k, peer) in peers {
-        if !s.edge.is_alive(peer).await.unwrap_or(true) {
-            s.resources.lock().expect("resources lock").remove(&k);
-        }
-    }
-}
-
 fn check_token(
     s: &AppState,
     headers: &HeaderMap,
@@ -257,42 +341,86 @@ fn check_token(
     )
 }
 
-/// Record a new WHIP/WHEP session under a fresh resource id and answer 201.
-fn register(
+/// The client's address (the TCP peer; behind a reverse proxy, the proxy's).
+fn client_ip(req: &Request) -> IpAddr {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |c| c.0.ip())
+}
+
+/// Count a refusal and answer it.
+fn refuse(s: &AppState, reason: &'static str, e: ApiError) -> Response {
+    s.sessions().count_refusal(reason);
+    e.into_response()
+}
+
+/// Admit, read the offer, ask the edge; the shared part of WHIP and WHEP.
+async fn open_session<F, Fut>(
     s: &AppState,
     kind: &str,
     lesson: &str,
-    result: Result<relay_webrtc::Session, relay_webrtc::EdgeError>,
-) -> Response {
-    match result {
+    who: Who,
+    req: Request,
+    edge_call: F,
+) -> Response
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = Result<relay_webrtc::Session, relay_webrtc::EdgeError>>,
+{
+    // A malformed request is answered for what it is and never counts against a
+    // limit; the offer is checked here too, so a bad one never reaches the edge.
+    let offer = match read_offer(s, req).await {
+        Ok(o) => o,
+        Err(e) => return refuse(s, "bad_request", e),
+    };
+    if let Err(e) = relay_webrtc::check_offer(&offer) {
+        warn!(lesson, address = %who.address, "offer refused: {e}");
+        return refuse(s, "bad_offer", edge_error(e));
+    }
+    let ticket: Ticket = match s.sessions().admit(Instant::now(), &who) {
+        Ok(t) => t,
+        Err(r) => {
+            info!(lesson, school = ?who.school, address = %who.address, reason = r.reason, "session refused: {}", r.message);
+            return r.into_response();
+        }
+    };
+    match edge_call(offer).await {
         Ok(session) => {
             let id = new_resource_id();
-            s.resources.lock().expect("resources lock").insert(
-                id.clone(),
-                Resource {
-                    peer: session.peer,
-                    lesson: lesson.to_string(),
-                },
-            );
+            s.sessions().confirm(ticket, session.peer, id.clone());
             info!(lesson, peer = %session.peer, kind, "session created");
             created(kind, lesson, &id, session.answer)
         }
-        Err(e) => edge_error(e).into_response(),
+        Err(e) => {
+            s.sessions().release(ticket);
+            let e = edge_error(e);
+            if e.status == StatusCode::BAD_REQUEST {
+                warn!(lesson, address = %who.address, "offer refused: {}", e.message);
+                refuse(s, "bad_offer", e)
+            } else {
+                e.into_response()
+            }
+        }
     }
 }
 
 async fn whip(State(s): State<Shared>, Path(lesson): Path<String>, req: Request) -> Response {
     let claims = match check_token(&s, req.headers(), &lesson, TokenRole::Teacher) {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(e) => return refuse(&s, "token", e),
     };
-    let offer = match read_offer(&s, req).await {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
+    let who = Who {
+        lesson: lesson.clone(),
+        school: None,
+        teacher: Some(claims.sid.clone()),
+        address: client_ip(&req),
     };
-    prune(&s).await;
-    let result = s.edge.publish(&lesson, &claims.sid, offer).await;
-    register(&s, "whip", &lesson, result)
+    let edge = s.edge.clone();
+    let l = lesson.clone();
+    open_session(&s, "whip", &lesson, who, req, |offer| async move {
+        edge.publish(&l, &claims.sid, offer).await
+    })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -308,20 +436,25 @@ async fn whep(
 ) -> Response {
     let claims = match check_token(&s, req.headers(), &lesson, TokenRole::Classroom) {
         Ok(c) => c,
-        Err(e) => return e.into_response(),
+        Err(e) => return refuse(&s, "token", e),
     };
     let layer = match q.layer.as_deref().map(str::parse::<LayerPref>).transpose() {
         Ok(l) => l,
-        Err(m) => return ApiError::new(StatusCode::BAD_REQUEST, m).into_response(),
+        Err(m) => return refuse(&s, "bad_request", ApiError::new(StatusCode::BAD_REQUEST, m)),
     };
-    let offer = match read_offer(&s, req).await {
-        Ok(o) => o,
-        Err(e) => return e.into_response(),
-    };
-    prune(&s).await;
     let school = claims.school.clone().unwrap_or_else(|| "unknown".into());
-    let result = s.edge.subscribe(&lesson, &school, layer, offer).await;
-    register(&s, "whep", &lesson, result)
+    let who = Who {
+        lesson: lesson.clone(),
+        school: Some(school.clone()),
+        teacher: None,
+        address: client_ip(&req),
+    };
+    let edge = s.edge.clone();
+    let l = lesson.clone();
+    open_session(&s, "whep", &lesson, who, req, |offer| async move {
+        edge.subscribe(&l, &school, layer, offer).await
+    })
+    .await
 }
 
 async fn delete_resource(
@@ -330,10 +463,8 @@ async fn delete_resource(
     headers: HeaderMap,
 ) -> Response {
     let entry = s
-        .resources
-        .lock()
-        .expect("resources lock")
-        .get(&id)
+        .sessions()
+        .resource(&id)
         .map(|r| (r.peer, r.lesson.clone()));
     let Some((peer, res_lesson)) = entry.filter(|(_, l)| *l == lesson) else {
         return ApiError::new(
@@ -356,7 +487,7 @@ async fn delete_resource(
             }
         }
     }
-    s.resources.lock().expect("resources lock").remove(&id);
+    // The edge's ended event removes the resource.
     match s.edge.close(peer).await {
         Ok(true) => (StatusCode::OK, "session ended\n").into_response(),
         Ok(false) => ApiError::new(

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use relay_core::{LayerPref, PeerId, RelayConfig};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info, warn};
 
 use crate::edge::{Edge, EdgeStats, Session};
@@ -61,9 +61,8 @@ enum Command {
     Stats {
         reply: oneshot::Sender<EdgeStats>,
     },
-    Alive {
-        peer: PeerId,
-        reply: oneshot::Sender<bool>,
+    Count {
+        reply: oneshot::Sender<usize>,
     },
     SaveState {
         reply: oneshot::Sender<()>,
@@ -76,9 +75,29 @@ pub struct Handle {
     tx: mpsc::Sender<Command>,
     /// The addresses offered as ICE candidates (with the real port).
     pub local_addrs: Vec<SocketAddr>,
+    /// True while the media thread runs.
+    running: watch::Receiver<bool>,
+    ended: std::sync::Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<PeerId>>>>,
 }
 
 impl Handle {
+    /// Whether the media thread is running (false once it stopped or died).
+    pub fn media_running(&self) -> bool {
+        *self.running.borrow()
+    }
+
+    /// Resolves when the media thread has stopped, for whatever reason.
+    pub async fn media_stopped(&self) {
+        let mut rx = self.running.clone();
+        let _ = rx.wait_for(|running| !*running).await;
+    }
+
+    /// The stream of ended sessions (closed, failed, timed out, replaced, crashed):
+    /// the first caller gets it, later ones `None`.
+    pub fn take_ended(&self) -> Option<mpsc::UnboundedReceiver<PeerId>> {
+        self.ended.lock().ok()?.take()
+    }
+
     async fn ask<T>(
         &self,
         make: impl FnOnce(oneshot::Sender<T>) -> Command,
@@ -136,12 +155,11 @@ impl Handle {
             .await
     }
 
-    /// Whether a session is still alive.
-    pub async fn is_alive(&self, peer: PeerId) -> Result<bool, EdgeError> {
-        self.ask(|reply| Command::Alive { peer, reply }).await
+    /// How many sessions are open.
+    pub async fn session_count(&self) -> Result<usize, EdgeError> {
+        self.ask(|reply| Command::Count { reply }).await
     }
 
-    /// A snapshot for metrics.
     /// Write the warm-start state file now (at shutdown).
     pub async fn save_state(&self) {
         let (reply, rx) = oneshot::channel();
@@ -150,6 +168,7 @@ impl Handle {
         }
     }
 
+    /// A snapshot for metrics.
     pub async fn stats(&self) -> Result<EdgeStats, EdgeError> {
         self.ask(|reply| Command::Stats { reply }).await
     }
@@ -276,14 +295,31 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
             .collect::<Result<Vec<_>, _>>()?
     };
     let state_file = cfg.state_file;
+    let (running_tx, running) = watch::channel(true);
+    let (ended_tx, ended_rx) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("media-edge".into())
-        .spawn(move || runtime.block_on(run(edge, socks, rx, state_file)))
+        .spawn(move || {
+            // Sessions' panics are contained in the edge; one that escapes (a bug in
+            // the core) stops the media thread, and the process must not pretend.
+            let r = crate::guard::contain(|| {
+                runtime.block_on(run(edge, socks, rx, ended_tx, state_file))
+            });
+            if let Err(panic) = r {
+                error!("the media edge stopped after a panic: {panic}");
+            }
+            let _ = running_tx.send(false);
+        })
         .map_err(|source| EdgeError::Bind {
             addr: cfg.udp,
             source,
         })?;
-    Ok(Handle { tx, local_addrs })
+    Ok(Handle {
+        tx,
+        local_addrs,
+        running,
+        ended: std::sync::Arc::new(std::sync::Mutex::new(Some(ended_rx))),
+    })
 }
 
 enum Wake {
@@ -305,6 +341,7 @@ async fn run(
     mut edge: Edge,
     socks: Vec<Sock>,
     mut rx: mpsc::Receiver<Command>,
+    ended: mpsc::UnboundedSender<PeerId>,
     state_file: Option<std::path::PathBuf>,
 ) {
     let mut buf = vec![0u8; 2000];
@@ -352,6 +389,9 @@ async fn run(
             next_save = now + SAVE_EVERY;
             save_warm(&mut edge, state_file.as_deref());
         }
+        for peer in edge.poll_ended() {
+            let _ = ended.send(peer);
+        }
         while let Some(d) = edge.poll_datagram() {
             let Some(s) = socks.iter().find(|s| s.local == d.source).or(socks.first()) else {
                 break;
@@ -398,8 +438,8 @@ fn handle_command(edge: &mut Edge, now: Instant, c: Command) {
         Command::Stats { reply } => {
             let _ = reply.send(edge.stats(now));
         }
-        Command::Alive { peer, reply } => {
-            let _ = reply.send(edge.is_alive(peer));
+        Command::Count { reply } => {
+            let _ = reply.send(edge.session_count());
         }
         Command::SaveState { reply } => {
             let _ = reply.send(());

@@ -131,6 +131,8 @@ pub struct Edge {
     initial_bps: u64,
     contained_panics: u64,
     connect_timeouts: u64,
+    /// Sessions that ended since the last [`Edge::poll_ended`], for the HTTP layer.
+    ended: Vec<PeerId>,
     /// Test hook: the next drain of this session panics, as a str0m bug would.
     #[cfg(test)]
     inject_panic: Option<PeerId>,
@@ -158,6 +160,7 @@ impl Edge {
             forward_delay: DelayHistogram::default(),
             contained_panics: 0,
             connect_timeouts: 0,
+            ended: Vec::new(),
             #[cfg(test)]
             inject_panic: None,
         }
@@ -382,6 +385,17 @@ impl Edge {
         t
     }
 
+    /// Sessions that ended (closed, failed, timed out, replaced or crashed) since the
+    /// last call, in the order they ended.
+    pub fn poll_ended(&mut self) -> Vec<PeerId> {
+        std::mem::take(&mut self.ended)
+    }
+
+    /// How many sessions are open.
+    pub fn session_count(&self) -> usize {
+        self.peers.len()
+    }
+
     /// Next datagram to send.
     pub fn poll_datagram(&mut self) -> Option<Datagram> {
         self.out.pop_front()
@@ -489,6 +503,7 @@ impl Edge {
 
     /// Everything the edge keeps about a removed session, and the core's view of it.
     fn forget_peer(&mut self, now: Instant, id: PeerId, next_timeout: Instant, lesson: &str) {
+        self.ended.push(id);
         self.timers.remove(&(next_timeout, id));
         self.by_remote.retain(|_, v| *v != id);
         if self

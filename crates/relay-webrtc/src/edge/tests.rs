@@ -42,6 +42,11 @@ fn a_panic_in_one_session_closes_only_that_session() {
         "the others go on"
     );
     assert_eq!(e.stats(t0).contained_panics, 1);
+    assert_eq!(
+        e.poll_ended(),
+        vec![teacher.peer],
+        "the HTTP layer hears of it"
+    );
     // Its lesson is free again for a teacher with another token.
     e.publish(t0, "math", "tok-c", &offer(Direction::SendOnly))
         .expect("the lesson accepts a new teacher");

@@ -104,11 +104,17 @@ fn limits_have_defaults_and_refuse_zero() {
     let l = Config::default().validate(None).unwrap();
     assert_eq!(l.config.limits.school_sessions, 8);
     assert_eq!(l.drain_timeout.as_secs(), 30 * 60);
-    let p = problems(r#"{"limits": {"sessions": 0, "teacher_sessions": 1}, "server": {"drain_timeout": "soon"}}"#);
+    let p = problems(
+        r#"{"limits": {"sessions": 0, "teacher_sessions": 1}, "server": {"drain_timeout": "soon"}}"#,
+    );
     let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
     assert_eq!(
         paths,
-        vec!["server.drain_timeout", "limits.sessions", "limits.teacher_sessions"],
+        vec![
+            "server.drain_timeout",
+            "limits.sessions",
+            "limits.teacher_sessions"
+        ],
         "{p:?}"
     );
     assert!(p[2].message.contains("reconnect"), "{}", p[2].message);

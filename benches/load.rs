@@ -51,14 +51,13 @@ fn start_relay(netns: Option<(&str, &str)>) -> Relay {
             // Janus forwards what a subscriber asks for, without link estimation:
             // the relay does the same here (top layer, no adaptation), so both
             // forward the same packets.
-            let cfg = std::env::temp_dir().join("classroom-relay-bench-fixed.json");
-            std::fs::write(&cfg, r#"{"media": {"adaptation": false}}"#).expect("write config");
-            c.arg("--config").arg(cfg);
+            c.arg("--config").arg(bench_config(false));
             c
         }
         None => {
             let mut c = Command::new(bin);
             c.args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"]);
+            c.arg("--config").arg(bench_config(true));
             c
         }
     };
@@ -85,6 +84,20 @@ fn start_relay(netns: Option<(&str, &str)>) -> Relay {
         child,
         base: base.expect("the relay printed its listening line"),
     }
+}
+
+/// The relay's configuration for the benchmark: every generated peer comes from one
+/// address at once, far above the per-address and relay-wide session limits meant
+/// for real clients, so those are raised.
+fn bench_config(adaptation: bool) -> std::path::PathBuf {
+    let cfg = std::env::temp_dir().join(format!("classroom-relay-bench-{adaptation}.json"));
+    let json = format!(
+        r#"{{"media": {{"adaptation": {adaptation}}},
+            "limits": {{"sessions": 100000, "new_sessions_per_second": 100000,
+                        "address_sessions": 100000, "address_new_per_second": 100000}}}}"#
+    );
+    std::fs::write(&cfg, json).expect("write config");
+    cfg
 }
 
 /// Clock ticks per second for /proc/*/stat (Linux's USER_HZ).

@@ -11,6 +11,35 @@ pub mod netns;
 pub struct RelayProc {
     child: Child,
     pub base: String,
+    /// The media socket addresses from the "listening" line.
+    pub udp: Vec<String>,
+}
+
+impl RelayProc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Wait for the process to exit (at most `limit`); its status, or None if it runs on.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Send a signal (e.g. "TERM") to the relay.
+    pub fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(st.success(), "kill -{sig} failed");
+    }
 }
 
 impl Drop for RelayProc {
@@ -46,11 +75,16 @@ pub fn start_serve(args: &[&str]) -> RelayProc {
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut base = None;
+    let mut udp = vec![];
     while Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         if let Some(rest) = line.strip_prefix("classroom-relay listening: http=") {
-            let http = rest.split_whitespace().next().unwrap();
+            let mut parts = rest.split_whitespace();
+            let http = parts.next().unwrap();
             base = Some(format!("http://{http}"));
+            if let Some(u) = parts.next().and_then(|p| p.strip_prefix("udp=")) {
+                udp = u.split(',').map(String::from).collect();
+            }
             break;
         }
     }
@@ -59,6 +93,7 @@ pub fn start_serve(args: &[&str]) -> RelayProc {
     RelayProc {
         child,
         base: base.expect("relay printed its listening line"),
+        udp,
     }
 }
 

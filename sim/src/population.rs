@@ -95,6 +95,14 @@ pub struct AccessFile {
 }
 
 pub const BINS: [&str; 2] = ["up_to_4", "over_4"];
+/// The range of link figures the replay runs: beyond them its arithmetic (rates in
+/// bit/s, delays added up, a lesson's schedule stepped by `every_s`) would overflow
+/// or no longer mean a school link.
+pub const MIN_KBPS: u64 = 50;
+pub const MAX_KBPS: u64 = 10_000_000;
+pub const MAX_RTT_MS: u64 = 10_000;
+pub const MAX_JITTER_MS: u64 = 5_000;
+pub const MAX_EVERY_S: u64 = 3_600;
 /// The documented bin boundary.
 pub const BIN_EDGE_KBPS: u64 = 4000;
 

@@ -92,6 +92,13 @@ fn inspect_vp8(p: &[u8]) -> PayloadInfo {
                 i += 1;
             }
         }
+        // TL0PICIDX comes with a TID (RFC 7741 §4.2): str0m, which writes the
+        // rewritten numbering back into the payload, refuses a descriptor with L
+        // and not T. Numbering the edge could not patch would leave the receiver's
+        // PictureIDs jumping at the next layer switch, so take none from it.
+        if has_l && !has_t {
+            return info;
+        }
         if has_l {
             let Some(&t) = p.get(i) else {
                 return info;
@@ -102,6 +109,10 @@ fn inspect_vp8(p: &[u8]) -> PayloadInfo {
         if has_t || has_k {
             i += 1;
         }
+    }
+    // A descriptor with no VP8 data after it is no packet to number either.
+    if i >= p.len() {
+        return info;
     }
     info.vp8 = Some(vp8);
     // The VP8 payload header's P bit is 0 for key frames (RFC 7741 §4.3); it is only
@@ -127,6 +138,11 @@ fn h264_keyframe_start(p: &[u8]) -> bool {
             let mut i = 1;
             while i + 2 < p.len() {
                 let size = usize::from(u16::from_be_bytes([p[i], p[i + 1]]));
+                // A NAL unit has at least its header byte; after a zero size the
+                // next byte is the following unit's size, not a header.
+                if size == 0 {
+                    return false;
+                }
                 let t = p[i + 2] & 0x1f;
                 if t == IDR || t == SPS {
                     return true;
@@ -147,13 +163,24 @@ fn h264_keyframe_start(p: &[u8]) -> bool {
 pub(crate) mod tests {
     use super::*;
 
-    /// A VP8 payload with a 15-bit PictureID and TL0PICIDX, as Chrome sends them.
+    /// A VP8 payload with a 15-bit PictureID, TL0PICIDX and TID, as Chrome sends
+    /// them with temporal layers.
     pub(crate) fn vp8_payload(picture_id: u16, tl0: u8, start: bool, key: bool) -> Vec<u8> {
         let b0 = 0x80 | if start { 0x10 } else { 0 };
-        let b1 = 0x80 | 0x40; // I and L
+        let b1 = 0x80 | 0x40 | 0x20; // I, L and T
         let pid_hi = 0x80 | ((picture_id >> 8) as u8 & 0x7f);
         let header = if key { 0x00 } else { 0x01 };
-        vec![b0, b1, pid_hi, picture_id as u8, tl0, header, 0xaa, 0xbb]
+        vec![
+            b0,
+            b1,
+            pid_hi,
+            picture_id as u8,
+            tl0,
+            0x40,
+            header,
+            0xaa,
+            0xbb,
+        ]
     }
 
     #[test]
@@ -177,6 +204,25 @@ pub(crate) mod tests {
         assert!(!inspect(Codec::Vp8, &[0x90]).keyframe_start);
     }
 
+    /// Found by fuzzing (fuzz/regressions/vp8): numbering is taken only from a
+    /// descriptor str0m can patch, since the edge writes it back with str0m.
+    #[test]
+    fn vp8_numbering_only_from_descriptors_the_edge_can_patch() {
+        // L without T: str0m refuses it.
+        let l_no_t = [0x90, 0xc0, 0x81, 0x23, 0x07, 0x00, 0x9d];
+        assert_eq!(inspect(Codec::Vp8, &l_no_t), PayloadInfo::default());
+        // With T the same numbering is read.
+        let l_t = [0x90, 0xe0, 0x81, 0x23, 0x07, 0x40, 0x00, 0x9d];
+        let v = inspect(Codec::Vp8, &l_t).vp8.unwrap();
+        assert_eq!(
+            (v.picture_id, v.tl0_pic_idx),
+            (Some((0x123, true)), Some(7))
+        );
+        // A descriptor with nothing after it.
+        assert_eq!(inspect(Codec::Vp8, &[0x80, 0x80, 0x05]).vp8, None);
+        assert_eq!(inspect(Codec::Vp8, &[0x10]).vp8, None);
+    }
+
     #[test]
     fn h264_keyframe_forms() {
         assert!(inspect(Codec::H264, &[0x65, 0x88]).keyframe_start); // IDR
@@ -188,5 +234,14 @@ pub(crate) mod tests {
         assert!(inspect(Codec::H264, &[0x7c, 0x85, 1]).keyframe_start);
         assert!(!inspect(Codec::H264, &[0x7c, 0x05, 1]).keyframe_start);
         assert!(!inspect(Codec::Opus, &[0x65]).keyframe_start);
+    }
+
+    /// Found by fuzzing (fuzz/regressions/h264): a zero-sized unit in a STAP-A
+    /// made the next size's low byte (here 5) read as an IDR header, so a delta
+    /// frame counted as a keyframe to switch layers on.
+    #[test]
+    fn h264_stap_a_zero_size_is_no_keyframe() {
+        assert!(!inspect(Codec::H264, &[0x78, 0, 0, 0x05, 0, 0x41]).keyframe_start);
+        assert!(!inspect(Codec::H264, &[0x78, 0, 0, 0x03, 0x06, 0x05, 0x01]).keyframe_start);
     }
 }

@@ -67,6 +67,9 @@ enum Command {
     SaveState {
         reply: oneshot::Sender<()>,
     },
+    /// Test hook: a bug that escapes the edge's containment.
+    #[cfg(test)]
+    Crash,
 }
 
 /// Talks to the running edge. Cheap to clone.
@@ -444,12 +447,35 @@ fn handle_command(edge: &mut Edge, now: Instant, c: Command) {
         Command::SaveState { reply } => {
             let _ = reply.send(());
         }
+        #[cfg(test)]
+        Command::Crash => panic!("injected media-thread crash"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_dead_media_thread_is_reported_not_hidden() {
+        crate::init_crypto();
+        let h = spawn(MediaConfig {
+            udp: "127.0.0.1:0".parse().unwrap(),
+            advertise: vec![],
+            relay: RelayConfig::default(),
+            codecs: Codecs { h264: true },
+            state_file: None,
+        })
+        .unwrap();
+        assert!(h.media_running());
+        assert_eq!(h.session_count().await.unwrap(), 0);
+        h.tx.send(Command::Crash).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), h.media_stopped())
+            .await
+            .expect("media_stopped resolves");
+        assert!(!h.media_running());
+        assert!(matches!(h.stats().await, Err(EdgeError::Stopped)));
+    }
 
     #[test]
     fn media_sockets_get_the_buffer_the_kernel_allows() {

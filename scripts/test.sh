@@ -13,6 +13,8 @@ cargo test -p classroom-relay --bench load --locked
 # relay's memory grows 5 % or more after 60 s, sessions or file descriptors change,
 # forwarding stalls or voice is lost.
 cargo test -p classroom-relay --bench soak --locked
+# 40 sessions that never connect: they must expire and give back their descriptors.
+cargo test -p classroom-relay --bench idle_sessions --locked
 # The side-by-side with Janus, one short step (installs Debian's janus; needs root
 # for its network namespace).
 cargo test -p classroom-relay --bench load --locked -- --janus

@@ -3,8 +3,8 @@ import { chromium } from 'playwright-core';
 
 // Headless Chromium with a fake camera and microphone. `executable` may be a
 // wrapper (for example one that enters a network namespace first).
-export async function launch(base, executable) {
-  return chromium.launch({
+function options(base, executable) {
+  return {
     executablePath: executable || process.env.CHROMIUM || '/usr/bin/chromium',
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -14,7 +14,19 @@ export async function launch(base, executable) {
       // Camera and microphone need a secure context; plain http is one only on localhost.
       `--unsafely-treat-insecure-origin-as-secure=${new URL(base).origin}`,
     ],
-  });
+  };
+}
+
+export async function launch(base, executable) {
+  return chromium.launch(options(base, executable));
+}
+
+// The same, with a way to kill its process outright (a classroom PC losing power):
+// returns { browser, kill() }.
+export async function launchKillable(base, executable) {
+  const server = await chromium.launchServer(options(base, executable));
+  const browser = await chromium.connect(server.wsEndpoint());
+  return { browser, kill: () => server.process().kill('SIGKILL') };
 }
 
 // Exit with a failure message after closing every browser given.

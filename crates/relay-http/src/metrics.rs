@@ -49,6 +49,12 @@ pub fn render(s: &EdgeStats) -> String {
         s.connect_timeouts,
     );
     gauge(
+        "stray_datagrams_total",
+        "UDP datagrams at the media port that belonged to no session (dropped).",
+        "counter",
+        s.stray_datagrams,
+    );
+    gauge(
         "packets_received_total",
         "RTP packets received from teachers.",
         "counter",

@@ -114,6 +114,7 @@ pub(crate) fn fixture() -> EdgeStats {
         forward_delay: Default::default(),
         contained_panics: 0,
         connect_timeouts: 0,
+        stray_datagrams: 0,
     }
 }
 

@@ -63,6 +63,8 @@ pub struct EdgeStats {
     pub contained_panics: u64,
     /// Sessions dropped because they never connected within [`CONNECT_TIMEOUT`].
     pub connect_timeouts: u64,
+    /// Datagrams that belonged to no session (dropped).
+    pub stray_datagrams: u64,
 }
 
 struct Subscription {
@@ -131,6 +133,7 @@ pub struct Edge {
     initial_bps: u64,
     contained_panics: u64,
     connect_timeouts: u64,
+    stray_datagrams: u64,
     /// Sessions that ended since the last [`Edge::poll_ended`], for the HTTP layer.
     ended: Vec<PeerId>,
     /// Test hook: the next drain of this session panics, as a str0m bug would.
@@ -160,6 +163,7 @@ impl Edge {
             forward_delay: DelayHistogram::default(),
             contained_panics: 0,
             connect_timeouts: 0,
+            stray_datagrams: 0,
             ended: Vec::new(),
             #[cfg(test)]
             inject_panic: None,
@@ -288,6 +292,7 @@ impl Edge {
     /// A datagram arrived on `local` from `remote`.
     pub fn receive(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr, data: &[u8]) {
         let Ok(recv) = Receive::new(Protocol::Udp, remote, local, data) else {
+            self.stray_datagrams += 1;
             return;
         };
         let input = Input::Receive(now, recv);
@@ -300,18 +305,24 @@ impl Edge {
             }
         };
         let known = self.by_remote.get(&(local, remote)).copied();
+        // Only a STUN request (first byte 0-3, RFC 7983 §7) can start a new
+        // association; anything else from an unknown address is not searched for
+        // across every session, so a flood of garbage costs one lookup a datagram.
+        let stun = data.first().is_some_and(|b| *b < 4);
         let found = match known.and_then(|id| self.peers.get(&id).map(|p| (id, p))) {
             Some((id, p)) if accepts(id, p) => Some(id),
-            _ => self
+            _ if stun => self
                 .peers
                 .iter()
                 .find(|(id, p)| accepts(**id, p))
                 .map(|(id, _)| *id),
+            _ => None,
         };
         for (id, panic) in crashed {
             self.contained(now, id, "accepts", panic);
         }
         let Some(id) = found else {
+            self.stray_datagrams += 1;
             debug!(%remote, "datagram for no session");
             self.settle(now);
             return;
@@ -436,6 +447,7 @@ impl Edge {
             forward_delay: self.forward_delay.clone(),
             contained_panics: self.contained_panics,
             connect_timeouts: self.connect_timeouts,
+            stray_datagrams: self.stray_datagrams,
         }
     }
 

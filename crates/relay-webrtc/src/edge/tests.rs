@@ -104,3 +104,29 @@ fn str0m_really_panics_on_what_the_check_refuses() {
         "str0m no longer panics on a repeated payload type"
     );
 }
+
+#[test]
+fn stray_datagrams_are_dropped_and_counted() {
+    let t0 = Instant::now();
+    let mut e = edge(t0);
+    let class = e
+        .subscribe(
+            t0,
+            "math",
+            "s1",
+            None,
+            &offer(str0m::media::Direction::RecvOnly),
+        )
+        .unwrap();
+    let local = "127.0.0.1:9".parse().unwrap();
+    let remote = "10.9.9.9:4000".parse().unwrap();
+    // RTP-, DTLS- and STUN-looking garbage from an address no session knows.
+    for first in [0x80u8, 0x16, 0x00, 0x01] {
+        let mut d = vec![first; 60];
+        d[1] = 1;
+        e.receive(t0, local, remote, &d);
+    }
+    assert_eq!(e.stats(t0).stray_datagrams, 4);
+    assert!(e.is_alive(class.peer));
+    assert_eq!(e.stats(t0).contained_panics, 0);
+}

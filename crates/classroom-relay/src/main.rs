@@ -242,6 +242,9 @@ fn serve(
     rt.block_on(run(l, state))
 }
 
+/// How long the relay goes on answering after the last lesson of a drain ended.
+const DRAIN_LINGER: Duration = Duration::from_secs(3);
+
 /// Exit status when the media thread died: EX_SOFTWARE, so a supervisor restarts us.
 const EXIT_MEDIA_DIED: i32 = 70;
 
@@ -322,13 +325,21 @@ async fn drain(
     control.start_draining();
     let deadline = tokio::time::Instant::now() + timeout;
     let mut announced = false;
+    let mut idle_since: Option<tokio::time::Instant> = None;
     loop {
         let lessons = control.open_teachers();
+        // The last teacher left: linger a moment so the closing requests of the
+        // lesson's clients (DELETEs, a last /metrics) are still answered.
         if lessons == 0 {
-            eprintln!("classroom-relay: no lesson in progress; stopping");
-            return false;
+            let since = *idle_since.get_or_insert_with(tokio::time::Instant::now);
+            if since.elapsed() >= DRAIN_LINGER {
+                eprintln!("classroom-relay: no lesson in progress; stopping");
+                return false;
+            }
+        } else {
+            idle_since = None;
         }
-        if !announced {
+        if !announced && lessons > 0 {
             eprintln!(
                 "classroom-relay: draining: new sessions are refused; {lessons} lesson(s) in progress go on for at most {} (signal again to stop now)",
                 relay_config::format_duration(timeout)

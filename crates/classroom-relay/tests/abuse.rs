@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 
 use relay_sim::load::{run, LoadPlan, Server};
 use relay_sim::population::{file_plan, AccessFile, ACCESS_KINDS};
-use str0m::media::{Direction, MediaKind};
-use str0m::Rtc;
+use str0m::media::Direction;
 
 struct Resp {
     status: u16,
@@ -62,15 +61,6 @@ fn closed_by_peer(s: &mut TcpStream) -> bool {
     }
 }
 
-fn offer(dir: Direction) -> String {
-    str0m::crypto::from_feature_flags().install_process_default();
-    let mut rtc = Rtc::new(Instant::now());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, dir, None, None, None);
-    api.add_media(MediaKind::Video, dir, None, None, None);
-    api.apply().unwrap().0.to_sdp_string()
-}
-
 fn metric(base: &str, name: &str) -> f64 {
     relay_sim::load::scrape(base)
         .unwrap()
@@ -100,7 +90,7 @@ fn fds(pid: u32) -> usize {
 
 /// Bad offers: each answered 400 with its reason, none reaches the WebRTC stack.
 fn bad_offers(whep: &str, class: &str) {
-    let good = offer(Direction::RecvOnly);
+    let good = common::offer(Direction::RecvOnly);
     let vp8 = good
         .lines()
         .find(|l| l.starts_with("a=rtpmap:") && l.contains("VP8"))
@@ -199,7 +189,7 @@ fn abuse_is_refused_and_the_lesson_goes_on() {
     bad_offers(&whep, &class);
 
     // Tokens: 64 kB of garbage, an unknown signer, an expired one: 401 each.
-    let sub = offer(Direction::RecvOnly);
+    let sub = common::offer(Direction::RecvOnly);
     let huge = format!("crt1.{}.x", "A".repeat(64 * 1024));
     let forged = format!("{}x", &class[..class.len() - 1]);
     let expired = common::token("math", "classroom", Some("curious"), &["--ttl", "1s"]);

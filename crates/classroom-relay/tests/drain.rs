@@ -87,7 +87,7 @@ fn sigterm_drains_the_lesson_then_exits_zero() {
     let r = ureq::post(&format!("{base}/whep/other"))
         .set("Authorization", &format!("Bearer {token}"))
         .set("Content-Type", "application/sdp")
-        .send_string(&relay_sim_offer());
+        .send_string(&common::offer(str0m::media::Direction::RecvOnly));
     match r {
         Err(ureq::Error::Status(503, r)) => {
             assert!(r.header("retry-after").is_some());
@@ -137,15 +137,4 @@ fn the_drain_timeout_ends_a_lesson_that_goes_on() {
     );
     // The load generator notices its relay is gone.
     assert!(lesson.join().unwrap().is_err());
-}
-
-/// A receive-only offer from a str0m peer.
-fn relay_sim_offer() -> String {
-    use str0m::media::{Direction, MediaKind};
-    str0m::crypto::from_feature_flags().install_process_default();
-    let mut rtc = str0m::Rtc::new(Instant::now());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
-    api.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
-    api.apply().unwrap().0.to_sdp_string()
 }

@@ -3,10 +3,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use str0m::media::{Direction, MediaKind};
-use str0m::Rtc;
+use str0m::media::Direction;
 
 struct Resp {
     status: u16,
@@ -46,17 +45,6 @@ fn try_call(
     })
 }
 
-/// A real publish offer (Opus + VP8) from a str0m peer.
-fn offer(dir: Direction) -> String {
-    str0m::crypto::from_feature_flags().install_process_default();
-    let mut rtc = Rtc::new(Instant::now());
-    let mut api = rtc.sdp_api();
-    api.add_media(MediaKind::Audio, dir, None, None, None);
-    api.add_media(MediaKind::Video, dir, None, None, None);
-    let (offer, _) = api.apply().unwrap();
-    offer.to_sdp_string()
-}
-
 #[test]
 fn error_statuses_and_recovery() {
     let relay = common::start(&[]);
@@ -67,8 +55,8 @@ fn error_statuses_and_recovery() {
     let teacher2 = common::token("math", "teacher", None, &[]);
     let class = common::token("math", "classroom", Some("s1"), &[]);
     let other_lesson = common::token("bio", "teacher", None, &[]);
-    let pub_offer = offer(Direction::SendOnly);
-    let sub_offer = offer(Direction::RecvOnly);
+    let pub_offer = common::offer(Direction::SendOnly);
+    let sub_offer = common::offer(Direction::RecvOnly);
 
     // 401: missing, garbage, wrong secret.
     let r = call("POST", &whip, None, sdp, &pub_offer);
@@ -277,7 +265,7 @@ fn restricted_lessons_and_cli_errors() {
         &format!("{}/whip/math", relay.base),
         Some(&t),
         Some("application/sdp"),
-        &offer(Direction::SendOnly),
+        &common::offer(Direction::SendOnly),
     );
     assert_eq!(r.status, 201, "{}", r.body);
     // A token signed with the default secret is refused by this relay.

@@ -135,6 +135,17 @@ pub fn token(lesson: &str, role: &str, school: Option<&str>, extra: &[&str]) -> 
         .to_string()
 }
 
+/// A real offer (Opus + VP8) from a str0m peer, sending or receiving.
+pub fn offer(dir: str0m::media::Direction) -> String {
+    use str0m::media::MediaKind;
+    str0m::crypto::from_feature_flags().install_process_default();
+    let mut rtc = str0m::Rtc::new(Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Audio, dir, None, None, None);
+    api.add_media(MediaKind::Video, dir, None, None, None);
+    api.apply().unwrap().0.to_sdp_string()
+}
+
 pub fn root() -> std::path::PathBuf {
     std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -153,9 +153,9 @@
       location,
       // End the session: DELETE, then close the connection.
       async close() { await del(); pc.close(); },
-      // Give a broken session up at once; the DELETE goes out in the background (the
-      // relay may be unreachable, or restarted and not know it any more).
-      drop() { pc.close(); del(); },
+      // Give a broken session up: close the connection now; the DELETE (which the
+      // relay may not answer, or answer 404 after a restart) is the caller's to send.
+      drop() { pc.close(); return del; },
     };
   }
 
@@ -181,9 +181,11 @@
   // DISCONNECTED_GRACE_MS or does not connect, or the relay cannot be reached, try
   // again. A refusal (400, 401, 403, 404, ...) is shown and not retried.
   //   opts: { url, token, role: 'teacher'|'classroom', build() -> pc,
-  //           onConnected(pc), onGiveUp(message) }
+  //           rate: { type: 'inbound-rtp'|'outbound-rtp', label }  (status every 2 s),
+  //           onGiveUp(message) }
   function keepSession(opts) {
-    let stopped = false, session = null, failures = 0;
+    // `stale`: the DELETE of a session given up, not sent yet.
+    let stopped = false, session = null, failures = 0, stale = null;
     const wakers = new Set();
     // A wait that stop() cuts short.
     const wait = (ms) => new Promise(res => {
@@ -208,7 +210,9 @@
     // Resolves when this connection must be replaced, or on stop.
     function watch(pc) {
       return new Promise(res => {
-        let grace = null, everConnected = false, ended = false;
+        let grace = null, everConnected = false, ended = false, listen = null;
+        // What the relay was heard saying (see below).
+        let lastRx = -1, heardAt = Date.now(), streak = 0, chatty = false, probing = false, quiet = false;
         const end = (why) => {
           if (ended) return;
           ended = true;
@@ -227,7 +231,9 @@
               everConnected = true;
               failures = 0;
               console.log('connected');
-              if (opts.onConnected) opts.onConnected(pc);
+              if (opts.rate) {
+                watchBitrate(pc, opts.rate.type, kbps => { if (!quiet && !ended) setStatus(opts.rate.label, kbps + ' kbit/s'); });
+              }
             }
           } else if (st === 'failed') {
             end('failed');
@@ -242,8 +248,7 @@
         // that heard from the relay all the time (media, RTCP, padding) hears
         // nothing for SILENCE_MS and the relay answers HTTP, the relay has lost
         // this session, so connect again at once.
-        let lastRx = -1, heardAt = Date.now(), streak = 0, chatty = false, probing = false;
-        const listen = setInterval(async () => {
+        listen = setInterval(async () => {
           if (!everConnected || probing) return;
           let rx = 0;
           (await pc.getStats()).forEach(r => { if (r.type === 'transport') rx += r.bytesReceived || 0; });
@@ -251,10 +256,12 @@
           if (rx > lastRx) {
             if (lastRx >= 0) streak++;
             lastRx = rx; heardAt = now;
+            if (quiet) { quiet = false; check(); }
             return;
           }
           if (streak > 0) { chatty = streak >= SILENCE_MS / LISTEN_EVERY_MS; streak = 0; }
           if (!chatty || now - heardAt < SILENCE_MS) return;
+          if (!quiet) { quiet = true; setStatus('reconnecting'); }
           probing = true;
           const heard = heardAt;
           const answered = await fetchWithin(opts.url, { method: 'OPTIONS', cache: 'no-store' }, PROBE_TIMEOUT_MS)
@@ -272,11 +279,16 @@
           await reachable();
           if (stopped) break;
         }
+        // A classroom's old session still counts against its school's share until
+        // the relay hears the DELETE: send it first. A teacher's new publish
+        // replaces its old session by itself (same token); its DELETE goes after.
+        if (stale && opts.role !== 'teacher') { await stale(); stale = null; }
         const pc = opts.build();
         window.__pc = pc;
         try {
           setStatus(probeFirst || failures ? 'reconnecting' : 'connecting');
           session = await negotiate(pc, opts.url, opts.token);
+          if (stale) { stale(); stale = null; }
         } catch (e) {
           pc.close();
           if (stopped) break;
@@ -298,7 +310,7 @@
         const why = stopped ? 'stopped' : await watch(pc);
         if (why === 'stopped') break;
         console.log('session lost (' + why + '); connecting again');
-        session.drop();
+        stale = session.drop();
         session = null;
         probeFirst = true;
       }
@@ -312,6 +324,7 @@
         stopped = true;
         wakers.forEach(w => w());
         await running.catch(() => {});
+        if (stale) { stale(); stale = null; }
         if (session) { const s = session; session = null; await s.close(); }
       },
     };

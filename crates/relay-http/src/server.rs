@@ -38,9 +38,27 @@ struct AppState {
     cfg: HttpConfig,
     edge: Handle,
     sessions: Mutex<Sessions>,
+    /// The last stats snapshot: status requests within [`STATS_FRESH`] share it, so
+    /// a flood of `/metrics` or `/api/lessons` does not load the media thread.
+    stats: tokio::sync::Mutex<Option<(Instant, Arc<relay_webrtc::EdgeStats>)>>,
 }
 
+/// How long a stats snapshot is served again.
+const STATS_FRESH: Duration = Duration::from_millis(250);
+
 impl AppState {
+    async fn stats(&self) -> Result<Arc<relay_webrtc::EdgeStats>, relay_webrtc::EdgeError> {
+        let mut cached = self.stats.lock().await;
+        if let Some((at, st)) = cached.as_ref() {
+            if at.elapsed() < STATS_FRESH {
+                return Ok(st.clone());
+            }
+        }
+        let st = Arc::new(self.edge.stats().await?);
+        *cached = Some((Instant::now(), st.clone()));
+        Ok(st)
+    }
+
     fn sessions(&self) -> MutexGuard<'_, Sessions> {
         // The table stays consistent even if a holder panicked: every update is a
         // few map operations with no early return.
@@ -100,6 +118,7 @@ pub fn router(cfg: HttpConfig, edge: Handle) -> (Router, Control) {
     let ended = edge.take_ended();
     let state = Arc::new(AppState {
         sessions: Mutex::new(Sessions::new(cfg.limits.clone())),
+        stats: tokio::sync::Mutex::new(None),
         cfg,
         edge,
     });
@@ -199,7 +218,7 @@ async fn readyz(State(s): State<Shared>) -> Response {
 }
 
 async fn metrics_handler(State(s): State<Shared>) -> Response {
-    match s.edge.stats().await {
+    match s.stats().await {
         Ok(stats) => {
             let mut text = metrics::render(&stats);
             {
@@ -213,7 +232,7 @@ async fn metrics_handler(State(s): State<Shared>) -> Response {
 }
 
 async fn lessons_json(State(s): State<Shared>) -> Response {
-    match s.edge.stats().await {
+    match s.stats().await {
         Ok(stats) => axum::Json(crate::status::lessons_json(&stats)).into_response(),
         Err(e) => edge_error(e).into_response(),
     }

@@ -1,9 +1,11 @@
 // Faults a lesson must survive, with real pages (crates/classroom-relay/tests/faults.rs
 // drives it and makes the faults):
-//   teacher-drop      the teacher's link is cut for CUT_S seconds and comes back: every
-//                     classroom decodes again within 2 s of the return, no reload.
+//   teacher-drop      the teacher's link is cut for CUT_S seconds and comes back: the
+//                     teacher page publishes again and every classroom decodes again
+//                     within 2 s of the return, no reload.
 //   classroom-vanish  one classroom's browser is killed (no DELETE) and rejoins: the
-//                     other classrooms decode with no gap over 500 ms throughout.
+//                     other classrooms decode with no gap over 500 ms throughout,
+//                     until the relay has dropped the vanished session.
 //   relay-restart     the relay is killed and started again: the teacher and every
 //                     classroom decode again within 5 s of its "listening" line.
 //
@@ -174,6 +176,7 @@ await sleep(2000);
 
 const result = { mode, classrooms: [] };
 if (mode === 'teacher-drop') {
+  await teacher.evaluate(() => { window.__oldPc = window.__pc; });
   const cut = await fault('cut');
   await sleep(CUT_S * 1000);
   const back = await fault('restore');
@@ -191,7 +194,9 @@ if (mode === 'teacher-drop') {
     if (during > 0) await fail(`classroom ${i} decoded ${during} frames while the teacher's link was cut`);
     if (!first) await fail(`classroom ${i} shows no picture within 10 s of the teacher's return`);
   }
-  result.teacher_reconnected = await teacher.evaluate(() => window.__pc && window.__pc.connectionState);
+  // The teacher page published again (a new connection, the same token); ICE
+  // alone may also bring the old connection back after 10 s, which is not it.
+  result.teacher_published_again = await teacher.evaluate(() => window.__pc !== window.__oldPc && window.__pc.connectionState === 'connected');
 } else if (mode === 'classroom-vanish') {
   const stayers = classes.slice(0, -1);
   const t0 = Date.now();
@@ -205,7 +210,12 @@ if (mode === 'teacher-drop') {
     return { over_100ms: all - bucket('0.1'), over_250ms: all - bucket('0.25') };
   };
   const held0 = await held();
-  result.relay_before = ((await lessons()).lessons[0] || {}).classrooms;
+  // The relay's view of each classroom, in short.
+  const relayView = async () => (((await lessons()).lessons || [])[0] || { classrooms: [] }).classrooms.map(c =>
+    `${c.session} ${c.school} ${c.receiving.map(r => r.rid).filter(r => r).join('/')} est ${c.estimate_kbps} rtt ${c.rtt_ms} pli ${c.picture_losses} sw ${c.layer_switches}`);
+  const school = JSON.parse(Buffer.from(classTokens[classTokens.length - 1].split('.')[1], 'base64url')).school;
+  result.relay_before = await relayView();
+  const staleId = result.relay_before.map(l => l.split(' ')).find(([, s]) => s === school)[0];
   await sleep(1000);
   // Power cut: the vanishing classroom's whole browser dies, nothing is sent.
   killable.kill();
@@ -219,9 +229,16 @@ if (mode === 'teacher-drop') {
   const back = await joinClassroom(main, classTokens[classTokens.length - 1], classTokens.length - 1);
   await allDecoding([back], 'the rejoined classroom does not decode video');
   const rejoined = (await frames(back))[0] || Date.now();
-  // Watch on while the relay forgets the vanished session.
-  await sleep(Number(process.env.WATCH_AFTER_S || 12) * 1000);
+  // Watch on until the relay has forgotten the vanished session (at most 45 s after
+  // the kill), and at least 8 s after the rejoin.
+  let staleGone = null;
+  while (Date.now() < vanished + 45_000) {
+    if (!(await relayView()).some(l => l.startsWith(staleId + ' '))) { staleGone = Date.now(); break; }
+    await sleep(500);
+  }
+  await sleep(Math.max(2000, rejoined + 8000 - Date.now()));
   const t1 = Date.now();
+  result.stale_session_gone_after_ms = staleGone && staleGone - vanished;
   result.vanished_at_ms = vanished - t0;
   result.rejoin_picture_ms = rejoined - rejoinedAt;
   result.window_ms = t1 - t0;
@@ -232,7 +249,7 @@ if (mode === 'teacher-drop') {
       .filter(([t]) => t > g.at - 1500 && t < g.at + g.gap + 1500).map(([t, e]) => `${t - t0}: ${e}`);
     result.classrooms.push({ max_gap_ms: g.gap, gap_at_ms: g.at - t0, sampler_max_gap_ms: sampler.gap, around_gap: around });
   }
-  result.relay_after = ((await lessons()).lessons[0] || {}).classrooms;
+  result.relay_after = await relayView();
   const held1 = await held();
   result.relay_held_packets = { over_100ms: held1.over_100ms - held0.over_100ms, over_250ms: held1.over_250ms - held0.over_250ms };
   // The teacher's own encoder, for telling a relay freeze from a sender's pause.
@@ -279,6 +296,7 @@ result.reloaded = mode === 'classroom-vanish' ? now.slice(0, -1).some((m, i) => 
 if (mode !== 'classroom-vanish') console.log('RESULT ' + JSON.stringify(result));
 if (result.reloaded) await fail('a page was reloaded');
 if (mode === 'teacher-drop') {
+  if (!result.teacher_published_again) await fail('the teacher page did not publish again after its link came back');
   for (const [i, c] of result.classrooms.entries()) {
     if (c.picture_again_ms > 2000) await fail(`classroom ${i} showed a picture again ${c.picture_again_ms} ms after the teacher's return (want 2000)`);
   }

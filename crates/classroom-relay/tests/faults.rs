@@ -2,9 +2,11 @@
 //! headless Chromium pages; tests/browser/faults.mjs watches the pages and asks for
 //! each fault, this file makes it:
 //! - the teacher's link (a network namespace of the test's own) is cut for 10 s and
-//!   comes back: every classroom decodes again within 2 s of the return, no reload;
+//!   comes back: the teacher page publishes again (a new connection, the same token)
+//!   and every classroom decodes again within 2 s of the return, no reload;
 //! - one classroom's browser is killed (no DELETE) and rejoins: the two others
-//!   decode with no gap over 500 ms from before the vanish until after the rejoin;
+//!   decode with no gap over 500 ms from before the vanish until the relay has
+//!   forgotten the vanished session (and at least 8 s after the rejoin);
 //! - the relay is killed (SIGKILL) and started again on the same ports with the same
 //!   state file: the teacher and classroom pages connect and decode again within 5 s
 //!   of its "listening" line, and each school's estimator starts from the estimate
@@ -190,7 +192,7 @@ fn teacher_link_cut_for_10_s_every_classroom_sees_the_picture_again_within_2_s()
         let ms = c["picture_again_ms"].as_u64().expect("picture again");
         assert!(ms <= 2000, "{result}");
     }
-    assert_eq!(result["teacher_reconnected"], "connected", "{result}");
+    assert_eq!(result["teacher_published_again"], true, "{result}");
 }
 
 #[test]
@@ -309,7 +311,8 @@ fn relay_killed_and_started_again_pages_come_back_within_5_s_warm() {
     // The warm start, as /api/lessons shows it: each school's first estimate after
     // the restart is where the state file says it starts (80 % of what it
     // sustained, at least 150 kbit/s), where at the relay's first start (no state
-    // file) it was the default for a school never seen, 500 kbit/s.
+    // file) it was the default for a school never seen, 500 kbit/s. (Sampled every
+    // 100 ms: the first sample may already be the estimator's first step.)
     for s in schools {
         let kept = at_kill[s]["estimate_bps"].as_u64().unwrap();
         let start = ((kept as f64 * 0.8) as u64).max(150_000) as f64 / 1000.0;
@@ -325,19 +328,16 @@ fn relay_killed_and_started_again_pages_come_back_within_5_s_warm() {
         println!(
             "{s}: remembered {kept} bit/s, so starts at {start:.0} kbit/s; first estimate at the first start {cold}, after the restart {warm}"
         );
-        // (The first sample may already be the estimator's first step from 500.)
         assert!(
             (cold - 500.0).abs() <= 125.0,
             "{s} with no state file: {result}"
         );
         assert!(
-            (warm - start).abs() <= 0.05 * start + 1.0,
+            (warm - start).abs() <= 0.25 * start,
             "{s} started at {warm} kbit/s after the restart, the state file says {start:.0}: {result}"
         );
-        if (start - 500.0).abs() < 125.0 {
-            println!(
-                "{s}: its remembered start is near the default: this run cannot tell them apart"
-            );
+        if (start - 500.0).abs() <= 0.5 * 500.0 {
+            println!("{s}: its remembered start is near the default 500 kbit/s, so this run shows little of the warm start");
         }
     }
     drop(relay);

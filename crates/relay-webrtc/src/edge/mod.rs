@@ -17,14 +17,15 @@ use str0m::media::{KeyframeRequestKind, Mid as StrMid, Pt, Rid as StrRid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Ssrc;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::delay::{DelayHistogram, InFlight};
 use crate::error::EdgeError;
 use crate::guard::contain;
-use crate::peer::{negotiate, Codecs, Role};
+use crate::peer::{Codecs, Role};
 
 mod forward;
+mod lifecycle;
 #[cfg(test)]
 mod tests;
 
@@ -167,37 +168,6 @@ impl Edge {
             ended: Vec::new(),
             #[cfg(test)]
             inject_panic: None,
-        }
-    }
-
-    /// Negotiate an offer, counting a contained str0m panic.
-    fn negotiate(
-        &mut self,
-        now: Instant,
-        role: Role,
-        offer: &str,
-        bwe_initial: Option<u64>,
-    ) -> Result<crate::peer::Negotiated, EdgeError> {
-        let r = negotiate(now, role, offer, &self.locals, self.codecs, bwe_initial);
-        if let Err(EdgeError::Contained(panic)) = &r {
-            self.contained_panics += 1;
-            error!(
-                ?role,
-                "str0m panicked while negotiating an offer; refused it: {panic}"
-            );
-        }
-        r
-    }
-
-    /// A str0m call on session `id` panicked: drop the session without touching its
-    /// `Rtc` again, and let every other session go on.
-    fn contained(&mut self, now: Instant, id: PeerId, what: &str, panic: String) {
-        self.contained_panics += 1;
-        error!(peer = %id, "str0m panicked in {what}; closing this session only: {panic}");
-        if let Some(p) = self.peers.remove(&id) {
-            // Its state is unknown: even dropping it may panic again.
-            let _ = contain(move || drop(p.rtc));
-            self.forget_peer(now, id, p.next_timeout, &p.lesson);
         }
     }
 
@@ -481,52 +451,6 @@ impl Edge {
         self.timers.insert((now, id));
         self.dirty.push(id);
         id
-    }
-
-    fn remove_peer(&mut self, now: Instant, id: PeerId) -> bool {
-        let Some(mut p) = self.peers.remove(&id) else {
-            return false;
-        };
-        let out = &mut self.out;
-        let flushed = contain(|| {
-            p.rtc.disconnect();
-            // Flush what disconnecting produced (DTLS close_notify) while we still can.
-            while let Ok(o) = p.rtc.poll_output() {
-                match o {
-                    Output::Transmit(t) => out.push_back(Datagram {
-                        source: t.source,
-                        destination: t.destination,
-                        contents: t.contents.into(),
-                        media_received: None,
-                    }),
-                    Output::Timeout(_) => break,
-                    Output::Event(_) => {}
-                }
-            }
-        });
-        if let Err(panic) = flushed {
-            self.contained_panics += 1;
-            error!(peer = %id, "str0m panicked while closing this session: {panic}");
-        }
-        self.forget_peer(now, id, p.next_timeout, &p.lesson);
-        info!(peer = %id, lesson = %p.lesson, "session ended");
-        true
-    }
-
-    /// Everything the edge keeps about a removed session, and the core's view of it.
-    fn forget_peer(&mut self, now: Instant, id: PeerId, next_timeout: Instant, lesson: &str) {
-        self.ended.push(id);
-        self.timers.remove(&(next_timeout, id));
-        self.by_remote.retain(|_, v| *v != id);
-        if self
-            .lesson_publisher
-            .get(lesson)
-            .is_some_and(|(pid, _)| *pid == id)
-        {
-            self.lesson_publisher.remove(lesson);
-        }
-        self.core_in
-            .push_back(CoreInput::PeerLeft { now, peer: id });
     }
 
     /// Drain peers and the core until nothing is left to do.

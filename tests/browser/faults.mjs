@@ -124,21 +124,44 @@ logConsole(teacher, 'teacher');
 await teacher.evaluate(installTeacherSampler);
 console.log('teacher connected');
 
-// Keeps polling /api/lessons: the relay's per-school estimates over time.
+// The relay's per-school estimates in the lesson over time (relay-restart).
+const schoolOf = (tok) => JSON.parse(Buffer.from(tok.split('.')[1], 'base64url')).school;
 const estimates = [];
 let polling = true;
 async function pollEstimates() {
   while (polling) {
     const st = await fetch(`${classBase}/api/lessons`).then(r => r.json()).catch(() => null);
     if (st) for (const s of st.schools || []) {
-      if (s.estimate_kbps != null) estimates.push({ t: Date.now(), school: s.school, kbps: s.estimate_kbps });
+      if (s.lesson === lesson && s.estimate_kbps != null) estimates.push({ t: Date.now(), school: s.school, kbps: s.estimate_kbps });
     }
     await sleep(100);
   }
 }
-
-// From the relay's first classroom on (relay-restart): the cold start, then the warm one.
 const poller = mode === 'relay-restart' ? pollEstimates() : null;
+
+// Where the relay starts each school's estimator: a classroom of each school joins
+// CHECK_LESSON, which has no teacher, so nothing moves the estimate from its
+// starting point; the relay's figures for it over 1 s, then it leaves (DELETE).
+const checkTokens = (process.env.CHECK_TOKENS || '').split(' ').filter(t => t);
+async function startingPoints() {
+  const pages = [];
+  for (const tok of checkTokens) {
+    const p = await (await main.newContext()).newPage();
+    await p.goto(`${classBase}/class/${process.env.CHECK_LESSON}?token=${encodeURIComponent(tok)}&autojoin=1`);
+    pages.push(p);
+  }
+  for (const p of pages) await waitFor(p, () => window.__pc && window.__pc.connectionState === 'connected', 'a check classroom did not connect', fail);
+  const out = {};
+  for (let i = 0; i < 10; i++) {
+    const st = await fetch(`${classBase}/api/lessons`).then(r => r.json());
+    for (const s of st.schools || []) {
+      if (s.lesson === process.env.CHECK_LESSON && s.estimate_kbps != null) (out[s.school] ||= []).push(s.estimate_kbps);
+    }
+    await sleep(100);
+  }
+  for (const p of pages) { await p.click('#leave'); await p.context().close(); }
+  return out;
+}
 
 async function joinClassroom(browser, tok, i) {
   const p = await openClassroom(browser, classBase, lesson, tok);
@@ -149,6 +172,9 @@ async function joinClassroom(browser, tok, i) {
   await p.evaluate(() => { window.__mark = window.__mark || Math.random(); });
   return p;
 }
+// Before the relay has any state: where a school never seen starts.
+const coldStarts = checkTokens.length ? await startingPoints() : null;
+
 // The vanishing classroom (the last token) has a browser of its own.
 let killable = mode === 'classroom-vanish' ? await launchKillable(classBase) : null;
 let spare = killable && killable.browser;
@@ -213,7 +239,7 @@ if (mode === 'teacher-drop') {
   // The relay's view of each classroom, in short.
   const relayView = async () => (((await lessons()).lessons || [])[0] || { classrooms: [] }).classrooms.map(c =>
     `${c.session} ${c.school} ${c.receiving.map(r => r.rid).filter(r => r).join('/')} est ${c.estimate_kbps} rtt ${c.rtt_ms} pli ${c.picture_losses} sw ${c.layer_switches}`);
-  const school = JSON.parse(Buffer.from(classTokens[classTokens.length - 1].split('.')[1], 'base64url')).school;
+  const school = schoolOf(classTokens[classTokens.length - 1]);
   result.relay_before = await relayView();
   const staleId = result.relay_before.map(l => l.split(' ')).find(([, s]) => s === school)[0];
   await sleep(1000);
@@ -288,8 +314,12 @@ if (mode === 'teacher-drop') {
     for (const e of estimates.filter(e => e.t >= from)) (out[e.school] ||= []).length < 5 && out[e.school].push(e.kbps);
     return out;
   };
-  result.estimates_at_start_kbps = firsts(0);
-  result.estimates_after_restart_kbps = firsts(listening);
+  // In the lesson itself the first figure seen is often already the estimator's
+  // first step from its start (media flows at once): shown, not judged.
+  result.lesson_estimates_at_start_kbps = firsts(0);
+  result.lesson_estimates_after_restart_kbps = firsts(listening);
+  result.start_before_kbps = coldStarts;
+  result.start_after_restart_kbps = await startingPoints();
 }
 const now = await Promise.all(classes.map(p => p.evaluate(() => window.__mark).catch(() => null)));
 result.reloaded = mode === 'classroom-vanish' ? now.slice(0, -1).some((m, i) => m !== marks[i]) : now.some((m, i) => m !== marks[i]);

@@ -68,10 +68,18 @@ export async function waitFor(page, fn, what, fail, ms = 20_000) {
   await fail(`${what} (page says: ${shown})`);
 }
 
+// Console errors of a page, and the lines where it gives a session up or a retry
+// fails (a test that did not expect a reconnect should be able to tell).
+function logPage(page, who) {
+  page.on('console', m => {
+    if (m.type() === 'error' || /^(session lost|attempt failed)/.test(m.text())) console.error(`${who} console:`, m.text());
+  });
+}
+
 // Open the teacher page in `browser` and start publishing.
 export async function startTeacher(browser, base, lesson, token, fail) {
   const page = await (await browser.newContext()).newPage();
-  page.on('console', m => { if (m.type() === 'error') console.error('teacher console:', m.text()); });
+  logPage(page, 'teacher');
   await page.goto(`${base}/teach/${lesson}?token=${encodeURIComponent(token)}`);
   await page.click('#start');
   await waitFor(page, () => window.__pc && window.__pc.connectionState === 'connected', 'teacher did not connect', fail);
@@ -81,7 +89,7 @@ export async function startTeacher(browser, base, lesson, token, fail) {
 // Open a classroom page that joins at once.
 export async function openClassroom(browser, base, lesson, token) {
   const page = await (await browser.newContext()).newPage();
-  page.on('console', m => { if (m.type() === 'error') console.error('classroom console:', m.text()); });
+  logPage(page, 'classroom');
   await page.goto(`${base}/class/${lesson}?token=${encodeURIComponent(token)}&autojoin=1`);
   return page;
 }

@@ -165,7 +165,8 @@
     if (e instanceof HttpError) {
       const s = e.status;
       if (s === 429 || s === 503) return { key: 'relay_busy', ms: e.retryAfterMs ?? backoff };
-      if (s >= 500) return { key: 'relay_error', ms: e.retryAfterMs ?? backoff };
+      // 408: the offer's body came too slowly (a bad moment on the link).
+      if (s >= 500 || s === 408) return { key: 'relay_error', ms: e.retryAfterMs ?? backoff };
       // The same token publishing again replaces its old session; a 409 means another
       // teacher token holds the lesson, which ends when that session does.
       if (s === 409 && role === 'teacher') return { key: 'teacher_conflict', ms: e.retryAfterMs ?? CONFLICT_MS };
@@ -193,7 +194,9 @@
       const timer = setTimeout(done, ms);
       wakers.add(done);
     });
-    const jitter = (ms) => Math.round(ms * (0.9 + 0.2 * Math.random()));
+    // Up to 20 % later, never sooner (Retry-After is a minimum), so that many pages
+    // retrying together spread out.
+    const jitter = (ms) => Math.round(ms * (1 + 0.2 * Math.random()));
 
     // Resolves once the relay answers HTTP at all (or on stop). Probes overlap, so a
     // link that comes back is noticed within PROBE_EVERY_MS even when one probe
@@ -296,6 +299,7 @@
           const msg = String((e && e.message) || e);
           if (f.giveUp) {
             stopped = true;
+            if (stale) { stale(); stale = null; }
             setStatus('refused', msg);
             if (opts.onGiveUp) opts.onGiveUp(msg);
             return;

@@ -15,6 +15,8 @@
 //!   RFC 9143 §5), mids are unique in the offer, an `a=rtx` `apt=` names a payload type
 //!   of its m-line (RFC 4588 §8.6), an `a=extmap` id is 1..=255 and names one URI
 //!   (RFC 8285 §5);
+//! - the media type is audio, video or application (RFC 8866 §5.14; WebRTC uses no
+//!   other);
 //! - and counts a browser, OBS or any WHIP/WHEP client never comes near: m-lines,
 //!   candidates, rids, ssrc lines, line length.
 
@@ -151,10 +153,14 @@ pub fn check_offer(sdp: &str) -> Result<(), EdgeError> {
 /// `m=<media> <port> <proto> <fmt> ...`
 fn media_line(index: usize, m: &str) -> Result<Section, EdgeError> {
     let mut parts = m.split_whitespace();
-    let (Some(_media), Some(_port), Some(proto)) = (parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(media), Some(_port), Some(proto)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad(format!("m-line {index} is incomplete: \"m={m}\"")));
     };
+    if !["audio", "video", "application"].contains(&media) {
+        return Err(bad(format!(
+            "m-line {index} has media type {media:?}; WebRTC uses audio, video or application"
+        )));
+    }
     let mut s = Section {
         index,
         rtp: proto.contains("RTP"),

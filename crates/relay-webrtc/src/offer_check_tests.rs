@@ -132,6 +132,8 @@ fn payload_type_rules() {
     assert!(m.contains("a=rtpmap:103 maps a payload type"), "{m}");
     let m = refused(&CHROMIUM_PUBLISH.replace("apt=102", "apt=120"));
     assert!(m.contains("apt="), "{m}");
+    let m = refused(&CHROMIUM_PUBLISH.replace("m=video 9", "m=vid\u{ff}eo 9"));
+    assert!(m.contains("media type"), "{m}");
     let m = refused(&CHROMIUM_PUBLISH.replace("96 97 102 103", "96 x 102 103"));
     assert!(m.contains("must be a number"), "{m}");
     // Bundled m-lines disagree on a payload type.

@@ -102,7 +102,7 @@ pub const MIN_KBPS: u64 = 50;
 pub const MAX_KBPS: u64 = 10_000_000;
 pub const MAX_RTT_MS: u64 = 10_000;
 pub const MAX_JITTER_MS: u64 = 5_000;
-pub const MAX_EVERY_S: u64 = 3_600;
+pub const MAX_EVERY_S: u64 = 86_400;
 /// The documented bin boundary.
 pub const BIN_EDGE_KBPS: u64 = 4000;
 
@@ -123,18 +123,25 @@ impl AccessFile {
         }
         for (name, k) in &self.kinds {
             let at = |f: &str| format!("kinds.{name}.{f}");
-            for (f, r) in [
-                ("down_kbps", k.down_kbps),
-                ("up_kbps", k.up_kbps),
-                ("rtt_ms", k.rtt_ms),
+            for (f, r, lo, hi) in [
+                ("down_kbps", k.down_kbps, MIN_KBPS, MAX_KBPS),
+                ("up_kbps", k.up_kbps, MIN_KBPS, MAX_KBPS),
+                ("rtt_ms", k.rtt_ms, 0, MAX_RTT_MS),
             ] {
-                if r[0] > r[1] || r[0] == 0 && f != "rtt_ms" {
+                if r[0] > r[1] || r[0] < lo || r[1] > hi {
                     return Err(field(
                         file,
                         at(f),
-                        format!("{r:?} is not a range [low, high] above zero"),
+                        format!("{r:?} is not a range [low, high] within {lo}..={hi}"),
                     ));
                 }
+            }
+            if k.jitter_ms > MAX_JITTER_MS {
+                return Err(field(
+                    file,
+                    at("jitter_ms"),
+                    format!("must be at most {MAX_JITTER_MS}"),
+                ));
             }
             if !(0.0..=50.0).contains(&k.loss_pct) {
                 return Err(field(file, at("loss_pct"), "must be between 0 and 50"));
@@ -147,11 +154,11 @@ impl AccessFile {
                 ));
             }
             let e = k.variation.every_s;
-            if e[0] == 0 || e[0] > e[1] {
+            if e[0] == 0 || e[0] > e[1] || e[1] > MAX_EVERY_S {
                 return Err(field(
                     file,
                     at("variation.every_s"),
-                    format!("{e:?} is not a range of seconds above zero"),
+                    format!("{e:?} is not a range of seconds within 1..={MAX_EVERY_S}"),
                 ));
             }
         }
@@ -701,8 +708,27 @@ impl LinkEntry {
         if let Some(v) = self.loss_pct {
             l.loss_pct = v;
         }
-        if l.down_kbps < 50 || l.up_kbps < 50 {
+        if l.down_kbps < MIN_KBPS || l.up_kbps < MIN_KBPS {
             return Err(field(file, path, "rates must be at least 50 kbit/s"));
+        }
+        if l.down_kbps > MAX_KBPS || l.up_kbps > MAX_KBPS {
+            return Err(field(
+                file,
+                path,
+                format!("rates must be at most {MAX_KBPS} kbit/s"),
+            ));
+        }
+        for (f, v, max) in [
+            ("rtt_ms", l.rtt_ms, MAX_RTT_MS),
+            ("jitter_ms", l.jitter_ms, MAX_JITTER_MS),
+        ] {
+            if v > max {
+                return Err(field(
+                    file,
+                    format!("{path}.{f}"),
+                    format!("{v} is over {max}"),
+                ));
+            }
         }
         if !(0.0..=50.0).contains(&l.loss_pct) {
             return Err(field(
@@ -764,4 +790,76 @@ pub fn file_plan(
         a.version
     ));
     Ok((f.name, plan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kinds() -> AccessFile {
+        AccessFile::load("access-kinds.json", ACCESS_KINDS).unwrap()
+    }
+
+    /// Found by fuzzing (fuzz/regressions/access_kinds): figures beyond what the
+    /// replay's arithmetic handles (a lesson's schedule stepped by `every_s`, rates
+    /// in bit/s, delays on the virtual clock) were accepted.
+    #[test]
+    fn access_kinds_out_of_range_are_refused() {
+        let good = ACCESS_KINDS;
+        for (from, to, path) in [
+            (
+                r#""every_s": [60, 180]"#,
+                r#""every_s": [1, 18446744073709551615]"#,
+                "variation.every_s",
+            ),
+            (
+                r#""down_kbps": [1000, 4000]"#,
+                r#""down_kbps": [1, 4000]"#,
+                "down_kbps",
+            ),
+            (
+                r#""down_kbps": [1000, 4000]"#,
+                r#""down_kbps": [1000, 18446744073709551615]"#,
+                "down_kbps",
+            ),
+            (
+                r#""rtt_ms": [30, 70]"#,
+                r#""rtt_ms": [30, 18446744073709551615]"#,
+                "rtt_ms",
+            ),
+            (
+                r#""jitter_ms": 3,"#,
+                r#""jitter_ms": 18446744073709551615,"#,
+                "jitter_ms",
+            ),
+        ] {
+            assert!(good.contains(from), "{from}");
+            let bad = good.replacen(from, to, 1);
+            let e = AccessFile::load("k.json", &bad).unwrap_err().to_string();
+            assert!(e.contains(path), "{to}: {e}");
+        }
+        assert!(AccessFile::load("k.json", good).is_ok());
+    }
+
+    #[test]
+    fn scenario_figures_out_of_range_are_refused() {
+        let k = kinds();
+        let file = |school: &str| {
+            format!(
+                r#"{{"name":"n","hubs":[{{"id":"h","uplink":{{"access":"fibre"}},"schools":[{{"id":"s","access":"adsl"{school}}}]}}]}}"#
+            )
+        };
+        assert!(file_plan("s.json", &file(""), &k, 1).is_ok());
+        for (extra, what) in [
+            (r#","down_kbps":18446744073709551615"#, "at most"),
+            (r#","up_kbps":10000001"#, "at most"),
+            (r#","rtt_ms":18446744073709551615"#, "rtt_ms"),
+            (r#","jitter_ms":5001"#, "jitter_ms"),
+        ] {
+            let e = file_plan("s.json", &file(extra), &k, 1)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(what), "{extra}: {e}");
+        }
+    }
 }

@@ -10,7 +10,8 @@
 //! The rules follow the RFCs the offer claims to speak:
 //! - a payload type is 0..=127 (RFC 3550 §5.1), listed once on its m-line and mapped
 //!   once by `a=rtpmap` (RFC 8866 §6.6); a dynamic one (96..=127) needs its `a=rtpmap`;
-//! - bundled m-lines map one payload type to one codec (RFC 8843 §9.1);
+//! - bundled m-lines map one payload type to one codec with one set of `a=fmtp`
+//!   parameters (RFC 8843 §9.1);
 //! - an m-line has at most one direction attribute and one `a=mid` (RFC 8866 §6.7,
 //!   RFC 9143 §5), mids are unique in the offer, an `a=rtx` `apt=` names a payload type
 //!   of its m-line (RFC 4588 §8.6), an `a=extmap` id is 1..=255 and names one URI
@@ -50,7 +51,8 @@ struct Section {
     formats: Vec<u16>,
     mid: Option<String>,
     rtpmaps: HashMap<u8, String>,
-    fmtp: HashSet<u8>,
+    /// Payload type -> its `a=fmtp` parameters.
+    fmtp: HashMap<u8, String>,
     directions: Vec<&'static str>,
     rids: HashSet<String>,
     extmap: HashMap<u16, String>,
@@ -122,8 +124,8 @@ pub fn check_offer(sdp: &str) -> Result<(), EdgeError> {
         ));
     }
     let mut mids = HashSet::new();
-    // Payload type -> (codec, m-line) over all RTP m-lines (they are bundled).
-    let mut codecs: HashMap<u8, (String, String)> = HashMap::new();
+    // Payload type -> (codec, fmtp, m-line) over all RTP m-lines (they are bundled).
+    let mut codecs: HashMap<u8, (String, &str, String)> = HashMap::new();
     for s in &sections {
         finish(s)?;
         if let Some(m) = &s.mid {
@@ -133,16 +135,24 @@ pub fn check_offer(sdp: &str) -> Result<(), EdgeError> {
         }
         for (pt, codec) in &s.rtpmaps {
             let key = codec.to_ascii_lowercase();
+            let fmtp = s.fmtp.get(pt).map_or("", String::as_str);
             match codecs.get(pt) {
-                Some((c, other)) if *c != key => {
+                Some((c, _, other)) if *c != key => {
                     return Err(bad(format!(
                         "payload type {pt} is {c} on {other} but {codec} on {}; bundled m-lines must agree (RFC 8843 §9.1)",
                         s.name()
                     )))
                 }
+                // str0m keeps one configuration per payload type and panics on two.
+                Some((_, f, other)) if *f != fmtp => {
+                    return Err(bad(format!(
+                        "payload type {pt} has a=fmtp \"{f}\" on {other} but \"{fmtp}\" on {}; bundled m-lines must agree (RFC 8843 §9.1)",
+                        s.name()
+                    )))
+                }
                 Some(_) => {}
                 None => {
-                    codecs.insert(*pt, (key, s.name()));
+                    codecs.insert(*pt, (key, fmtp, s.name()));
                 }
             }
         }
@@ -248,7 +258,8 @@ fn attribute(s: &mut Section, attr: &str) -> Result<(), EdgeError> {
         }
     } else if let Some(v) = attr.strip_prefix("fmtp:") {
         let pt = pt_of(s, "fmtp", v)?;
-        if !s.fmtp.insert(pt) {
+        let params = v.split_once(' ').map_or("", |x| x.1).trim().to_string();
+        if s.fmtp.insert(pt, params).is_some() {
             return Err(bad(format!("{} has two a=fmtp:{pt} lines", s.name())));
         }
     } else if let Some(v) = attr.strip_prefix("rid:") {

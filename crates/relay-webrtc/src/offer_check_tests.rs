@@ -149,6 +149,18 @@ fn payload_type_rules() {
             ),
     );
     assert!(m.contains("bundled m-lines must agree"), "{m}");
+    // The same codec with other parameters on a second bundled m-line.
+    let video = &CHROMIUM_PUBLISH[CHROMIUM_PUBLISH.find("m=video").unwrap()..];
+    let second = video.replace("a=mid:1", "a=mid:2").replace(
+        "a=rid:q send\r\na=rid:h send\r\na=rid:f send\r\na=simulcast:send q;h;f\r\n",
+        "",
+    );
+    check_offer(&format!("{CHROMIUM_PUBLISH}{second}")).expect("identical m-lines agree");
+    let m = refused(&format!(
+        "{CHROMIUM_PUBLISH}{}",
+        second.replace("packetization-mode=1", "packetizatinn-mode=1")
+    ));
+    assert!(m.contains("payload type 102 has a=fmtp"), "{m}");
 }
 
 #[test]

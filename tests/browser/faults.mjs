@@ -284,7 +284,7 @@ if (mode === 'teacher-drop') {
   result.teacher_layers = (await teacher.evaluate(() => window.__limits)).filter(([t]) => t >= t0).map(([t, l]) => `${t - t0}: ${l}`);
   console.log('RESULT ' + JSON.stringify(result));
   for (const [i, c] of result.classrooms.entries()) {
-    if (c.max_gap_ms > 500) await fail(`classroom ${i} had a ${c.max_gap_ms} ms gap between frames ${c.gap_at_ms} ms into the window (its sampler's longest pause: ${c.sampler_max_gap_ms} ms)`);
+    if (c.max_gap_ms > 500) await fail(`classroom ${i} had a ${c.max_gap_ms} ms gap between frames ${c.gap_at_ms} ms into the window (its sampler's longest pause: ${c.sampler_max_gap_ms} ms; the teacher's longest pause encoding a layer: ${JSON.stringify(result.teacher_max_encode_gap_ms)}; forwarded packets the relay held: ${JSON.stringify(result.relay_held_packets)})`);
   }
 } else {
   // Only what the pages decode on their new connections counts.

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::edge::{Edge, EdgeStats, Session};
 use crate::error::EdgeError;
-use crate::peer::Codecs;
+use crate::peer::{negotiate, Codecs, Negotiated, Role};
 
 /// Where the media sockets listen.
 #[derive(Debug, Clone)]
@@ -36,17 +36,29 @@ pub struct MediaConfig {
 const SAVE_EVERY: Duration = Duration::from_secs(30);
 
 enum Command {
+    PublishCheck {
+        lesson: String,
+        token_session: String,
+        reply: oneshot::Sender<Result<(), EdgeError>>,
+    },
     Publish {
         lesson: String,
         token_session: String,
-        offer: String,
+        /// Boxed: a negotiated session is about 10 kB.
+        negotiated: Box<Result<Negotiated, EdgeError>>,
         reply: oneshot::Sender<Result<Session, EdgeError>>,
+    },
+    StartBps {
+        school: String,
+        reply: oneshot::Sender<Option<u64>>,
     },
     Subscribe {
         lesson: String,
         school: String,
         layer: Option<LayerPref>,
-        offer: String,
+        /// Boxed: a negotiated session is about 10 kB.
+        negotiated: Box<Result<Negotiated, EdgeError>>,
+        initial_bps: Option<u64>,
         reply: oneshot::Sender<Result<Session, EdgeError>>,
     },
     Close {
@@ -78,6 +90,7 @@ pub struct Handle {
     tx: mpsc::Sender<Command>,
     /// The addresses offered as ICE candidates (with the real port).
     pub local_addrs: Vec<SocketAddr>,
+    codecs: Codecs,
     /// True while the media thread runs.
     running: watch::Receiver<bool>,
     ended: std::sync::Arc<std::sync::Mutex<Option<mpsc::UnboundedReceiver<PeerId>>>>,
@@ -113,6 +126,24 @@ impl Handle {
         rx.await.map_err(|_| EdgeError::Stopped)
     }
 
+    /// Negotiate an offer on the runtime's blocking pool: building a session (its
+    /// DTLS certificate, the SDP answer) takes milliseconds, and on the media
+    /// thread every lesson's forwarding would wait for it.
+    async fn negotiate(
+        &self,
+        role: Role,
+        offer: String,
+        bwe_initial: Option<u64>,
+    ) -> Result<Negotiated, EdgeError> {
+        let locals = self.local_addrs.clone();
+        let codecs = self.codecs;
+        tokio::task::spawn_blocking(move || {
+            negotiate(Instant::now(), role, &offer, &locals, codecs, bwe_initial)
+        })
+        .await
+        .unwrap_or_else(|e| Err(EdgeError::Contained(e.to_string())))
+    }
+
     /// Publish a teacher's offer; see [`Edge::publish`].
     pub async fn publish(
         &self,
@@ -120,10 +151,17 @@ impl Handle {
         token_session: &str,
         offer: String,
     ) -> Result<Session, EdgeError> {
+        self.ask(|reply| Command::PublishCheck {
+            lesson: lesson.into(),
+            token_session: token_session.into(),
+            reply,
+        })
+        .await??;
+        let negotiated = Box::new(self.negotiate(Role::Publisher, offer, None).await);
         self.ask(|reply| Command::Publish {
             lesson: lesson.into(),
             token_session: token_session.into(),
-            offer,
+            negotiated,
             reply,
         })
         .await?
@@ -137,11 +175,19 @@ impl Handle {
         layer: Option<LayerPref>,
         offer: String,
     ) -> Result<Session, EdgeError> {
+        let initial_bps = self
+            .ask(|reply| Command::StartBps {
+                school: school.into(),
+                reply,
+            })
+            .await?;
+        let negotiated = Box::new(self.negotiate(Role::Subscriber, offer, initial_bps).await);
         self.ask(|reply| Command::Subscribe {
             lesson: lesson.into(),
             school: school.into(),
             layer,
-            offer,
+            negotiated,
+            initial_bps,
             reply,
         })
         .await?
@@ -320,6 +366,7 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
     Ok(Handle {
         tx,
         local_addrs,
+        codecs: cfg.codecs,
         running,
         ended: std::sync::Arc::new(std::sync::Mutex::new(Some(ended_rx))),
     })
@@ -415,22 +462,40 @@ async fn run(
 
 fn handle_command(edge: &mut Edge, now: Instant, c: Command) {
     match c {
+        Command::PublishCheck {
+            lesson,
+            token_session,
+            reply,
+        } => {
+            let _ = reply.send(edge.publish_check(&lesson, &token_session));
+        }
         Command::Publish {
             lesson,
             token_session,
-            offer,
+            negotiated,
             reply,
         } => {
-            let _ = reply.send(edge.publish(now, &lesson, &token_session, &offer));
+            let _ = reply.send(edge.publish_negotiated(now, &lesson, &token_session, *negotiated));
+        }
+        Command::StartBps { school, reply } => {
+            let _ = reply.send(edge.start_bps(&school));
         }
         Command::Subscribe {
             lesson,
             school,
             layer,
-            offer,
+            negotiated,
+            initial_bps,
             reply,
         } => {
-            let _ = reply.send(edge.subscribe(now, &lesson, &school, layer, &offer));
+            let _ = reply.send(edge.subscribe_negotiated(
+                now,
+                &lesson,
+                &school,
+                layer,
+                *negotiated,
+                initial_bps,
+            ));
         }
         Command::Close { peer, reply } => {
             let _ = reply.send(edge.close(now, peer));

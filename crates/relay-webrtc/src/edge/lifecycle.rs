@@ -10,18 +10,27 @@ use tracing::{error, info};
 use super::{Datagram, Edge, Role};
 use crate::error::EdgeError;
 use crate::guard::contain;
-use crate::peer::negotiate;
+use crate::peer::{negotiate, Negotiated};
 
 impl Edge {
-    /// Negotiate an offer, counting a contained str0m panic.
+    /// Negotiate an offer here, on the edge's own thread (the simulator and tests).
     pub(super) fn negotiate(
         &mut self,
         now: Instant,
         role: Role,
         offer: &str,
         bwe_initial: Option<u64>,
-    ) -> Result<crate::peer::Negotiated, EdgeError> {
-        let r = negotiate(now, role, offer, &self.locals, self.codecs, bwe_initial);
+    ) -> Result<Negotiated, EdgeError> {
+        negotiate(now, role, offer, &self.locals, self.codecs, bwe_initial)
+    }
+
+    /// The outcome of a negotiation, wherever it ran: a contained str0m panic is
+    /// counted and logged.
+    pub(super) fn negotiated(
+        &mut self,
+        role: Role,
+        r: Result<Negotiated, EdgeError>,
+    ) -> Result<Negotiated, EdgeError> {
         if let Err(EdgeError::Contained(panic)) = &r {
             self.contained_panics += 1;
             error!(

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::delay::{DelayHistogram, InFlight};
 use crate::error::EdgeError;
 use crate::guard::contain;
-use crate::peer::{Codecs, Role};
+use crate::peer::{Codecs, Negotiated, Role};
 
 mod forward;
 mod lifecycle;
@@ -181,12 +181,33 @@ impl Edge {
         token_session: &str,
         offer: &str,
     ) -> Result<Session, EdgeError> {
-        if let Some((peer, ts)) = self.lesson_publisher.get(lesson) {
-            if ts != token_session && self.peers.contains_key(peer) {
-                return Err(EdgeError::Conflict(lesson.to_string()));
+        self.publish_check(lesson, token_session)?;
+        let n = self.negotiate(now, Role::Publisher, offer, None);
+        self.publish_negotiated(now, lesson, token_session, n)
+    }
+
+    /// Whether `token_session` may publish to `lesson` now.
+    pub fn publish_check(&self, lesson: &str, token_session: &str) -> Result<(), EdgeError> {
+        match self.lesson_publisher.get(lesson) {
+            Some((peer, ts)) if ts != token_session && self.peers.contains_key(peer) => {
+                Err(EdgeError::Conflict(lesson.to_string()))
             }
+            _ => Ok(()),
         }
-        let n = self.negotiate(now, Role::Publisher, offer, None)?;
+    }
+
+    /// [`Edge::publish`] with the offer negotiated elsewhere (off the media thread,
+    /// see the driver).
+    pub(crate) fn publish_negotiated(
+        &mut self,
+        now: Instant,
+        lesson: &str,
+        token_session: &str,
+        n: Result<Negotiated, EdgeError>,
+    ) -> Result<Session, EdgeError> {
+        let n = self.negotiated(Role::Publisher, n)?;
+        // Checked again: another teacher may have come in while it was negotiated.
+        self.publish_check(lesson, token_session)?;
         let peer = self.add_peer(now, Role::Publisher, lesson, n.rtc, None);
         self.lesson_publisher
             .insert(lesson.to_string(), (peer, token_session.to_string()));
@@ -204,6 +225,17 @@ impl Edge {
         })
     }
 
+    /// Where the estimator towards a new classroom of `school` starts (`None`
+    /// without adaptation): near what the school sustained before, or the default.
+    pub fn start_bps(&self, school: &str) -> Option<u64> {
+        self.adapt.then(|| {
+            self.relay
+                .warm()
+                .start_for(school)
+                .map_or(self.initial_bps, |b| b.max(MIN_WARM_START_BPS))
+        })
+    }
+
     /// A classroom of `school` watches `lesson`.
     pub fn subscribe(
         &mut self,
@@ -213,13 +245,23 @@ impl Edge {
         layer: Option<LayerPref>,
         offer: &str,
     ) -> Result<Session, EdgeError> {
-        let initial_bps = self.adapt.then(|| {
-            self.relay
-                .warm()
-                .start_for(school)
-                .map_or(self.initial_bps, |b| b.max(MIN_WARM_START_BPS))
-        });
-        let n = self.negotiate(now, Role::Subscriber, offer, initial_bps)?;
+        let initial_bps = self.start_bps(school);
+        let n = self.negotiate(now, Role::Subscriber, offer, initial_bps);
+        self.subscribe_negotiated(now, lesson, school, layer, n, initial_bps)
+    }
+
+    /// [`Edge::subscribe`] with the offer negotiated elsewhere, starting its
+    /// estimator at `initial_bps` (from [`Edge::start_bps`]).
+    pub(crate) fn subscribe_negotiated(
+        &mut self,
+        now: Instant,
+        lesson: &str,
+        school: &str,
+        layer: Option<LayerPref>,
+        n: Result<Negotiated, EdgeError>,
+        initial_bps: Option<u64>,
+    ) -> Result<Session, EdgeError> {
+        let n = self.negotiated(Role::Subscriber, n)?;
         let sub = Subscription {
             lesson: lesson.to_string(),
             school: school.to_string(),

@@ -373,9 +373,32 @@ fn refuse(s: &AppState, reason: &'static str, e: ApiError) -> Response {
     e.into_response()
 }
 
+/// An admitted request: released if the request goes away (the client hung up and
+/// its handler was dropped) before the edge's session is confirmed.
+struct Admitted {
+    state: Shared,
+    ticket: Option<Ticket>,
+}
+
+impl Admitted {
+    fn confirm(mut self, peer: relay_core::PeerId, id: String) {
+        if let Some(t) = self.ticket.take() {
+            self.state.sessions().confirm(t, peer, id);
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        if let Some(t) = self.ticket.take() {
+            self.state.sessions().release(t);
+        }
+    }
+}
+
 /// Admit, read the offer, ask the edge; the shared part of WHIP and WHEP.
 async fn open_session<F, Fut>(
-    s: &AppState,
+    s: &Shared,
     kind: &str,
     lesson: &str,
     who: Who,
@@ -396,8 +419,11 @@ where
         warn!(lesson, address = %who.address, "offer refused: {e}");
         return refuse(s, "bad_offer", edge_error(e));
     }
-    let ticket: Ticket = match s.sessions().admit(Instant::now(), &who) {
-        Ok(t) => t,
+    let admitted = match s.sessions().admit(Instant::now(), &who) {
+        Ok(t) => Admitted {
+            state: s.clone(),
+            ticket: Some(t),
+        },
         Err(r) => {
             info!(lesson, school = ?who.school, address = %who.address, reason = r.reason, "session refused: {}", r.message);
             return r.into_response();
@@ -406,12 +432,12 @@ where
     match edge_call(offer).await {
         Ok(session) => {
             let id = new_resource_id();
-            s.sessions().confirm(ticket, session.peer, id.clone());
+            admitted.confirm(session.peer, id.clone());
             info!(lesson, peer = %session.peer, kind, "session created");
             created(kind, lesson, &id, session.answer)
         }
         Err(e) => {
-            s.sessions().release(ticket);
+            drop(admitted);
             let e = edge_error(e);
             if e.status == StatusCode::BAD_REQUEST {
                 warn!(lesson, address = %who.address, "offer refused: {}", e.message);

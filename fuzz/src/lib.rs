@@ -21,9 +21,12 @@ pub use files::{access_kinds, config, scenario, token};
 pub use media::{h264, red, vp8};
 pub use sdp::sdp_offer;
 
+/// A fuzz target.
+pub type Target = fn(&[u8]);
+
 /// Every target by name, as `fuzz/corpus/<name>/` and `fuzz/regressions/<name>/`
 /// name them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("sdp_offer", sdp_offer),
     ("edge_datagram", edge_datagram),
     ("vp8", vp8),

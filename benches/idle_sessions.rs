@@ -1,14 +1,16 @@
 //! What a session that never connects costs the relay, and that it is given back:
 //! the real binary on loopback takes N WHEP offers that never start ICE, and the
 //! relay's RSS and file descriptors are read before, with the N open, and after they
-//! expired (15 s without connecting).
+//! expired (15 s without connecting); then a second wave, which must reuse the
+//! memory the first gave back.
 //!
 //! ```sh
 //! cargo bench -p classroom-relay --bench idle_sessions                 # 500 sessions
 //! cargo bench -p classroom-relay --bench idle_sessions -- --sessions 2000
 //! ```
 //!
-//! Under `cargo test` it runs 40 sessions as a smoke check and asserts they expire.
+//! Under `cargo test` it runs two waves of 40 as a smoke check: they expire, give
+//! their descriptors back, and the second wave adds at most half what the first did.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -110,41 +112,56 @@ fn main() {
         .unwrap()
         .as_secs()
         + 3600;
-    let t0 = Instant::now();
-    for i in 0..n {
-        // One school per session, so the per-school limit does not apply.
-        let claims = Claims::new("idle", TokenRole::Classroom, Some(&format!("s{i}")), exp);
-        let token = sign(relay_config::DEVELOPMENT_SECRET, &claims);
-        let r = ureq::post(&format!("{}/whep/idle", relay.base))
-            .set("Authorization", &format!("Bearer {token}"))
-            .set("Content-Type", "application/sdp")
-            .send_string(&sdp);
-        assert!(matches!(&r, Ok(r) if r.status() == 201), "offer {i}: {r:?}");
+    // Two waves: the second must reuse what the first gave back.
+    let mut after = Vec::new();
+    let mut fd2 = fd0;
+    for wave in 0..2 {
+        let t0 = Instant::now();
+        for i in 0..n {
+            // One school per session, so the per-school limit does not apply.
+            let school = format!("w{wave}-s{i}");
+            let claims = Claims::new("idle", TokenRole::Classroom, Some(&school), exp);
+            let token = sign(relay_config::DEVELOPMENT_SECRET, &claims);
+            let r = ureq::post(&format!("{}/whep/idle", relay.base))
+                .set("Authorization", &format!("Bearer {token}"))
+                .set("Content-Type", "application/sdp")
+                .send_string(&sdp);
+            assert!(matches!(&r, Ok(r) if r.status() == 201), "offer {i}: {r:?}");
+        }
+        let opened = t0.elapsed();
+        let (rss1, fd1) = (rss_kb(pid), fds(pid));
+        assert_eq!(sessions(&relay.base), n as f64);
+        // They expire 15 s after their offer; wait for the last one.
+        let deadline = Instant::now() + Duration::from_secs(25);
+        while sessions(&relay.base) > 0.0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        let gone = t0.elapsed();
+        let rss2 = rss_kb(pid);
+        fd2 = fds(pid);
+        println!(
+            "wave {}: {n} WHEP offers that never connect, opened in {:.1} s, all expired {:.1} s after the first",
+            wave + 1,
+            opened.as_secs_f64(),
+            gone.as_secs_f64()
+        );
+        println!(
+            "  RSS with them open {rss1} kB ({:.1} kB per session over the {rss0} kB at start), after they expired {rss2} kB; fds {fd1} open, {fd2} after",
+            (rss1.saturating_sub(rss0)) as f64 / n as f64
+        );
+        assert_eq!(
+            sessions(&relay.base),
+            0.0,
+            "sessions that never connected did not expire"
+        );
+        after.push(rss2);
     }
-    let opened = t0.elapsed();
-    let (rss1, fd1) = (rss_kb(pid), fds(pid));
-    assert_eq!(sessions(&relay.base), n as f64);
-    // They expire 15 s after their offer; wait for the last one.
-    let deadline = Instant::now() + Duration::from_secs(25);
-    while sessions(&relay.base) > 0.0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    let gone = t0.elapsed();
-    let (rss2, fd2) = (rss_kb(pid), fds(pid));
-    println!(
-        "idle sessions: {n} WHEP offers that never connect, opened in {:.1} s",
-        opened.as_secs_f64()
-    );
-    println!("  RSS  before {rss0} kB, with them open {rss1} kB ({:.1} kB per session), after they expired {rss2} kB", (rss1.saturating_sub(rss0)) as f64 / n as f64);
-    println!("  fds  before {fd0}, open {fd1}, after {fd2}");
-    println!(
-        "  all expired {:.1} s after the first offer",
-        gone.as_secs_f64()
-    );
-    assert_eq!(
-        sessions(&relay.base),
-        0.0,
-        "sessions that never connected did not expire"
+    let first = after[0].saturating_sub(rss0);
+    let second = after[1].saturating_sub(after[0]);
+    println!("  the second wave grew RSS by {second} kB (the first by {first} kB)");
+    assert!(
+        second <= first / 2,
+        "memory is not reused: the first wave left {first} kB, the second {second} kB more"
     );
     assert!(fd2 <= fd0 + 2, "file descriptors leaked: {fd0} -> {fd2}");
 }

@@ -237,7 +237,7 @@ pub(crate) mod tests {
     }
 
     /// Found by fuzzing (fuzz/regressions/h264): a zero-sized unit in a STAP-A
-    /// made the next size's low byte (here 5) read as an IDR header, so a delta
+    /// made the next size's first byte (here 5) read as an IDR header, so a delta
     /// frame counted as a keyframe to switch layers on.
     #[test]
     fn h264_stap_a_zero_size_is_no_keyframe() {

@@ -78,6 +78,8 @@ fn start_relay() -> Relay {
         .unwrap_or_else(|_| env!("CARGO_BIN_EXE_classroom-relay").to_string());
     let mut child = Command::new(&bin)
         .args(["serve", "--http", "127.0.0.1:0", "--udp", "127.0.0.1:0"])
+        .arg("--config")
+        .arg(config())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -107,6 +109,17 @@ fn start_relay() -> Relay {
         base: base.expect("the relay printed its listening line"),
         log,
     }
+}
+
+/// The relay's configuration: the defaults, but every generated peer comes from one
+/// address at once, above the per-address and relay-wide session limits meant for
+/// real clients, so those are raised (as the load bench does).
+fn config() -> std::path::PathBuf {
+    let cfg = std::env::temp_dir().join("classroom-relay-soak-bench.config.json");
+    let json = r#"{"limits": {"sessions": 100000, "new_sessions_per_second": 100000,
+        "address_sessions": 100000, "address_new_per_second": 100000}}"#;
+    std::fs::write(&cfg, json).expect("write config");
+    cfg
 }
 
 /// A field of /proc/PID/status in kB (`VmRSS`, `RssAnon`).
@@ -204,7 +217,23 @@ struct Sample {
     /// Forwarded since the previous sample, and per second.
     forwarded_interval: u64,
     forwarded_pps: f64,
+    /// Forwarded payload rate over the interval.
+    forwarded_mbps: f64,
+    /// Since the previous sample: layer switches made for classrooms, keyframe
+    /// requests sent to teachers (a congested or lossy interval shows in both).
+    layer_switches: u64,
+    keyframe_requests: u64,
     relay_cpu_cores: f64,
+}
+
+/// The relay's counters at a sample, to take differences.
+#[derive(Debug, Clone, Copy, Default)]
+struct Counters {
+    forwarded: u64,
+    bytes: u64,
+    switches: u64,
+    keyframes: u64,
+    cpu: f64,
 }
 
 fn metric(m: &BTreeMap<String, f64>, name: &str) -> u64 {
@@ -217,7 +246,8 @@ struct Sampler {
     pid: u32,
     base: String,
     t0: Instant,
-    last: Option<(Instant, u64, f64)>,
+    /// The previous sample's time and counters.
+    last: (Instant, Counters),
 }
 
 impl Sampler {
@@ -226,10 +256,16 @@ impl Sampler {
         let m = scrape(&self.base).map_err(|e| e.to_string())?;
         let now = Instant::now();
         let cpu = cpu_seconds(self.pid);
-        let forwarded = metric(&m, "packets_forwarded_total");
-        let (t, f, c) = self.last.unwrap_or((self.t0, 0, 0.0));
-        let wall = (now - t).as_secs_f64().max(1e-3);
-        self.last = Some((now, forwarded, cpu));
+        let c = Counters {
+            forwarded: metric(&m, "packets_forwarded_total"),
+            bytes: metric(&m, "bytes_forwarded_total"),
+            switches: metric(&m, "layer_switches_total"),
+            keyframes: metric(&m, "keyframe_requests_total"),
+            cpu,
+        };
+        let (at, p) = std::mem::replace(&mut self.last, (now, c));
+        let wall = (now - at).as_secs_f64().max(1e-3);
+        let forwarded = c.forwarded;
         Ok(Sample {
             t_s: (now - self.t0).as_secs_f64(),
             rss_kb: status_kb(self.pid, "VmRSS"),
@@ -241,16 +277,19 @@ impl Sampler {
             connected,
             packets_forwarded: forwarded,
             packets_received: metric(&m, "packets_received_total"),
-            forwarded_interval: forwarded.saturating_sub(f),
-            forwarded_pps: forwarded.saturating_sub(f) as f64 / wall,
-            relay_cpu_cores: (cpu - c) / wall,
+            forwarded_interval: forwarded.saturating_sub(p.forwarded),
+            forwarded_pps: forwarded.saturating_sub(p.forwarded) as f64 / wall,
+            forwarded_mbps: c.bytes.saturating_sub(p.bytes) as f64 * 8.0 / wall / 1e6,
+            layer_switches: c.switches.saturating_sub(p.switches),
+            keyframe_requests: c.keyframes.saturating_sub(p.keyframes),
+            relay_cpu_cores: (cpu - p.cpu) / wall,
         })
     }
 }
 
 fn row(s: &Sample) -> String {
     format!(
-        "| {:.0} | {:.1} | {:.1} | {} ({} sockets) | {} + {} | {} | {} | {:.0} | {:.2} |",
+        "| {:.0} | {:.1} | {:.1} | {} ({} sockets) | {} + {} | {} | {} | {:.0} | {:.1} | {} / {} | {:.2} |",
         s.t_s,
         s.rss_kb as f64 / 1024.0,
         s.rss_anon_kb as f64 / 1024.0,
@@ -261,6 +300,9 @@ fn row(s: &Sample) -> String {
         s.packets_forwarded,
         s.forwarded_interval,
         s.forwarded_pps,
+        s.forwarded_mbps,
+        s.layer_switches,
+        s.keyframe_requests,
         s.relay_cpu_cores
     )
 }
@@ -502,7 +544,7 @@ fn main() {
         pid,
         base: relay.base.clone(),
         t0: Instant::now(),
-        last: None,
+        last: (Instant::now(), Counters::default()),
     };
     std::thread::sleep(Duration::from_millis(500));
     let idle = sampler.take(0).ok();
@@ -530,27 +572,24 @@ fn main() {
     let seen = connected.clone();
     let t0 = Instant::now();
     sampler.t0 = t0;
-    sampler.last = None;
     let load = std::thread::spawn(move || {
         run(&plan, &|_, c| seen.store(c, Ordering::Relaxed)).map_err(|e| e.to_string())
     });
 
-    println!("| t s | VmRSS MB | RssAnon MB | fds | sessions (teachers + classrooms) | forwarded total | forwarded in interval | pkt/s | relay CPU (cores) |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("| t s | VmRSS MB | RssAnon MB | fds | sessions (teachers + classrooms) | forwarded total | forwarded in interval | pkt/s | Mbit/s | layer switches / keyframe requests | relay CPU (cores) |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut samples = vec![];
     let count = (run_s / every as f64).floor() as u64;
-    // The forwarded counter is read at the start too, so the first interval counts.
+    // The counters are read at the start too, so the first interval counts from there.
     let _ = sampler.take(0);
     for k in 1..=count {
         let at = t0 + Duration::from_secs(k * every);
         while Instant::now() < at && !load.is_finished() {
             std::thread::sleep((at - Instant::now()).min(Duration::from_millis(250)));
         }
+        let el = t0.elapsed().as_secs_f64();
         if load.is_finished() {
-            println!(
-                "(the load ended early, after {:.0} s)",
-                t0.elapsed().as_secs_f64()
-            );
+            println!("(the load ended early, after {el:.0} s)");
             break;
         }
         match sampler.take(connected.load(Ordering::Relaxed)) {
@@ -559,10 +598,7 @@ fn main() {
                 samples.push(s);
             }
             Err(e) => {
-                println!(
-                    "(sampling failed at {:.0} s: {e})",
-                    t0.elapsed().as_secs_f64()
-                );
+                println!("(sampling failed at {el:.0} s: {e})");
                 break;
             }
         }
@@ -619,12 +655,8 @@ fn main() {
             .map_or("-".into(), |v| format!("{v:+.0}"))
     );
     for c in &verdict.checks {
-        println!(
-            "{} {}: {}",
-            if c.ok { "ok  " } else { "FAIL" },
-            c.name,
-            c.detail
-        );
+        let mark = if c.ok { "ok  " } else { "FAIL" };
+        println!("{mark} {}: {}", c.name, c.detail);
     }
     println!("verdict: {}", if verdict.pass { "pass" } else { "FAIL" });
 

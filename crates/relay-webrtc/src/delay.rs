@@ -91,6 +91,11 @@ impl InFlight {
         self.swept = Some(now);
         self.at
             .retain(|_, t| now.saturating_duration_since(*t) < FORGET_AFTER);
+        // A backlog (a stalled link) grows the map; give the room back after it,
+        // so memory follows the traffic rather than its worst moment.
+        if self.at.capacity() > 4 * self.at.len() + 1024 {
+            self.at.shrink_to(2 * self.at.len());
+        }
     }
 
     #[cfg(test)]

@@ -18,14 +18,16 @@ use relay_core::{
 
 const RIDS: [&str; 3] = ["q", "h", "f"];
 
-/// A VP8 payload (15-bit PictureID, TL0PICIDX) of `len` bytes.
+/// A VP8 payload (15-bit PictureID, TL0PICIDX and a TID byte, as Chrome sends them:
+/// the relay takes numbering only from descriptors it can patch back) of `len` bytes.
 fn vp8(picture_id: u16, key: bool, len: usize) -> Arc<[u8]> {
     let mut v = vec![
         0x90,
-        0xc0,
+        0xe0,
         0x80 | ((picture_id >> 8) as u8 & 0x7f),
         picture_id as u8,
         0,
+        0x40,
         if key { 0x00 } else { 0x01 },
     ];
     v.resize(len, 0xab);

@@ -59,6 +59,7 @@ impl Lesson {
             now,
             lesson: "l".into(),
             peer: PeerId(1),
+            owner: "teacher".into(),
             tracks: vec![PublishedTrack {
                 mid: Mid::new("1"),
                 kind: Kind::Video,
@@ -77,6 +78,7 @@ impl Lesson {
                     redundant: false,
                 }],
                 layer: Some(LayerPref::Medium),
+                start_bps: None,
             });
         }
         let mut l = Lesson {

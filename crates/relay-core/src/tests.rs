@@ -153,6 +153,7 @@ impl World {
             now: t0,
             lesson: "math".into(),
             peer: PeerId(1),
+            owner: "teacher".into(),
             tracks: Teacher::tracks(),
         });
         w
@@ -182,6 +183,7 @@ impl World {
                 },
             ],
             layer,
+            start_bps: None,
         });
     }
 
@@ -463,6 +465,7 @@ fn teacher_reconnect_replaces_and_streams_stay_continuous() {
         now,
         lesson: "math".into(),
         peer: PeerId(2),
+        owner: "teacher".into(),
         tracks: Teacher::tracks(),
     });
     assert_eq!(w.closed, vec![PeerId(1)]);

@@ -49,11 +49,13 @@ impl Edge {
         if let Some(p) = self.peers.remove(&id) {
             // Its state is unknown: even dropping it may panic again.
             let _ = contain(move || drop(p.rtc));
-            self.forget_peer(now, id, p.next_timeout, &p.lesson);
+            self.forget_peer(now, id, p.next_timeout, true);
         }
     }
 
-    pub(super) fn remove_peer(&mut self, now: Instant, id: PeerId) -> bool {
+    /// Close session `id` and forget it; `tell_core`: the core still counts it in
+    /// (false when the core itself asked for the close).
+    pub(super) fn remove_peer(&mut self, now: Instant, id: PeerId, tell_core: bool) -> bool {
         let Some(mut p) = self.peers.remove(&id) else {
             return false;
         };
@@ -78,24 +80,19 @@ impl Edge {
             self.contained_panics += 1;
             error!(peer = %id, "str0m panicked while closing this session: {panic}");
         }
-        self.forget_peer(now, id, p.next_timeout, &p.lesson);
-        info!(peer = %id, lesson = %p.lesson, "session ended");
+        self.forget_peer(now, id, p.next_timeout, tell_core);
+        info!(peer = %id, "session ended");
         true
     }
 
     /// Everything the edge keeps about a removed session, and the core's view of it.
-    fn forget_peer(&mut self, now: Instant, id: PeerId, next_timeout: Instant, lesson: &str) {
+    fn forget_peer(&mut self, now: Instant, id: PeerId, next_timeout: Instant, tell_core: bool) {
         self.ended.push(id);
         self.timers.remove(&(next_timeout, id));
         self.by_remote.retain(|_, v| *v != id);
-        if self
-            .lesson_publisher
-            .get(lesson)
-            .is_some_and(|(pid, _)| *pid == id)
-        {
-            self.lesson_publisher.remove(lesson);
+        if tell_core {
+            self.core_in
+                .push_back(CoreInput::PeerLeft { now, peer: id });
         }
-        self.core_in
-            .push_back(CoreInput::PeerLeft { now, peer: id });
     }
 }

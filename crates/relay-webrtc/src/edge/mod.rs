@@ -80,7 +80,6 @@ struct Subscription {
 struct Peer {
     rtc: Rtc,
     role: Role,
-    lesson: String,
     created: Instant,
     connected: bool,
     next_timeout: Instant,
@@ -118,7 +117,6 @@ pub struct Edge {
     /// simulator's same-seed-same-result rests on it).
     peers: BTreeMap<PeerId, Peer>,
     by_remote: HashMap<(SocketAddr, SocketAddr), PeerId>,
-    lesson_publisher: HashMap<String, (PeerId, String)>,
     next_id: u64,
     out: VecDeque<Datagram>,
     core_in: VecDeque<CoreInput>,
@@ -154,7 +152,6 @@ impl Edge {
             locals,
             peers: BTreeMap::new(),
             by_remote: HashMap::new(),
-            lesson_publisher: HashMap::new(),
             next_id: 1,
             out: VecDeque::new(),
             core_in: VecDeque::new(),
@@ -188,11 +185,10 @@ impl Edge {
 
     /// Whether `token_session` may publish to `lesson` now.
     pub fn publish_check(&self, lesson: &str, token_session: &str) -> Result<(), EdgeError> {
-        match self.lesson_publisher.get(lesson) {
-            Some((peer, ts)) if ts != token_session && self.peers.contains_key(peer) => {
-                Err(EdgeError::Conflict(lesson.to_string()))
-            }
-            _ => Ok(()),
+        if self.relay.may_publish(lesson, token_session) {
+            Ok(())
+        } else {
+            Err(EdgeError::Conflict(lesson.to_string()))
         }
     }
 
@@ -208,14 +204,13 @@ impl Edge {
         let n = self.negotiated(Role::Publisher, n)?;
         // Checked again: another teacher may have come in while it was negotiated.
         self.publish_check(lesson, token_session)?;
-        let peer = self.add_peer(now, Role::Publisher, lesson, n.rtc, None);
-        self.lesson_publisher
-            .insert(lesson.to_string(), (peer, token_session.to_string()));
+        let peer = self.add_peer(now, Role::Publisher, n.rtc, None);
         info!(lesson, %peer, tracks = n.tracks.len(), "teacher publishing");
         self.core_in.push_back(CoreInput::PublisherJoined {
             now,
             lesson: lesson.to_string(),
             peer,
+            owner: token_session.to_string(),
             tracks: n.tracks,
         });
         self.settle(now);
@@ -269,7 +264,7 @@ impl Edge {
             slots: n.slots,
             initial_bps,
         };
-        let peer = self.add_peer(now, Role::Subscriber, lesson, n.rtc, Some(sub));
+        let peer = self.add_peer(now, Role::Subscriber, n.rtc, Some(sub));
         info!(lesson, school, %peer, "classroom watching");
         self.settle(now);
         Ok(Session {
@@ -280,7 +275,7 @@ impl Edge {
 
     /// End a session. False if it does not exist (any more).
     pub fn close(&mut self, now: Instant, peer: PeerId) -> bool {
-        let existed = self.remove_peer(now, peer);
+        let existed = self.remove_peer(now, peer, true);
         self.settle(now);
         existed
     }
@@ -397,9 +392,9 @@ impl Edge {
     }
 
     /// When `timeout` must be called next.
-    pub fn next_timeout(&mut self, now: Instant) -> Instant {
+    pub fn next_timeout(&self, now: Instant) -> Instant {
         let mut t = now + Duration::from_secs(1);
-        if let CoreOutput::Timeout(c) = self.relay.poll_output() {
+        if let Some(c) = self.relay.poll_timeout() {
             t = t.min(c);
         }
         if let Some(&(p, _)) = self.timers.first() {
@@ -467,7 +462,6 @@ impl Edge {
         &mut self,
         now: Instant,
         role: Role,
-        lesson: &str,
         rtc: Rtc,
         sub: Option<Subscription>,
     ) -> PeerId {
@@ -478,7 +472,6 @@ impl Edge {
             Peer {
                 rtc,
                 role,
-                lesson: lesson.to_string(),
                 created: now,
                 connected: false,
                 next_timeout: now,
@@ -577,14 +570,8 @@ impl Edge {
                                 school: s.school,
                                 slots: s.slots,
                                 layer: s.layer,
+                                start_bps: s.initial_bps,
                             });
-                            if let Some(bps) = s.initial_bps {
-                                self.core_in.push_back(CoreInput::LinkEstimate {
-                                    now,
-                                    peer: id,
-                                    bps,
-                                });
-                            }
                         }
                     }
                     Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
@@ -626,7 +613,7 @@ impl Edge {
             }
         }
         if !p.rtc.is_alive() {
-            self.remove_peer(now, id);
+            self.remove_peer(now, id, true);
         }
     }
 
@@ -688,7 +675,8 @@ impl Edge {
                 }
                 CoreOutput::Close(peer) => {
                     info!(%peer, "teacher session replaced by a reconnect");
-                    self.remove_peer(now, peer);
+                    // The core has let go of it already.
+                    self.remove_peer(now, peer, false);
                 }
             }
         }

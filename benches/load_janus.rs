@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{arg_of, cpu_model, rss_kb, start_relay, step_on, write_json, Relay, Server, Step};
+use super::{
+    arg_of, cpu_model, rss_kb, start_relay, step_on, write_json, Relay, RelayOpts, Server, Step,
+};
 
 const NS: &str = "crbench";
 const NS_IP: &str = "198.18.77.2";
@@ -136,7 +138,14 @@ pub fn main(args: &[String]) {
         "benches/janus.sh setup failed (it needs root)"
     );
 
-    let relay = start_relay(Some((NS, NS_IP)));
+    // Janus forwards what a subscriber asks for, without link estimation: the
+    // relay does the same here (top layer, no adaptation), so both forward the same
+    // packets.
+    let opts = RelayOpts {
+        adaptation: false,
+        ..RelayOpts::from_args(args)
+    };
+    let relay = start_relay(Some((NS, NS_IP)), opts);
     let janus = start_janus(&conf);
     std::thread::sleep(Duration::from_millis(500));
     let (relay_idle, janus_idle) = (rss_kb(relay.child.id()), rss_kb(janus.child.id()));

@@ -50,9 +50,14 @@ pub struct Server {
     /// HTTP listener for WHIP/WHEP, the pages, /metrics and /healthz ("IP:PORT").
     #[serde(default = "default_http")]
     pub http: String,
-    /// UDP listener for all WebRTC media ("IP:PORT"; port 0 picks a free one).
+    /// UDP listener for WebRTC media ("IP:PORT"): media worker `i` listens on PORT+i
+    /// (open them all in the firewall); port 0 picks free ports.
     #[serde(default = "default_udp")]
     pub udp: String,
+    /// Media worker threads, each with its own UDP port and its own lessons (a
+    /// lesson's sessions share one worker). Null or absent: one per CPU core.
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// IP addresses offered to browsers as ICE candidates. Empty: the UDP listener's
     /// own address (which must then not be 0.0.0.0 or ::).
     #[serde(default)]
@@ -71,6 +76,7 @@ impl Default for Server {
         Server {
             http: default_http(),
             udp: default_udp(),
+            workers: None,
             advertise: vec![],
             max_body_bytes: default_max_body(),
             drain_timeout: default_drain(),
@@ -263,6 +269,8 @@ pub struct Loaded {
     pub http: SocketAddr,
     pub udp: SocketAddr,
     pub advertise: Vec<IpAddr>,
+    /// Media workers to run (`server.workers`, or the number of cores).
+    pub workers: usize,
     pub token_secret: String,
     /// True when no secret was configured and [`DEVELOPMENT_SECRET`] is in use.
     pub development_secret: bool,
@@ -334,6 +342,26 @@ impl Config {
                 } else {
                     advertise.push(udp.ip());
                 }
+            }
+        }
+        let workers = match self.server.workers {
+            Some(n) if !(1..=256).contains(&n) => {
+                bad("server.workers", format!("{n} is outside 1..=256"));
+                1
+            }
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get().min(256)),
+        };
+        if let Some(udp) = udp {
+            if udp.port() != 0 && udp.port() as usize + workers - 1 > 65535 {
+                bad(
+                    "server.udp",
+                    format!(
+                        "{workers} media workers need ports {} to {}, past 65535; lower the port or server.workers",
+                        udp.port(),
+                        udp.port() as usize + workers - 1
+                    ),
+                );
             }
         }
         if self.server.max_body_bytes < 1024 {
@@ -424,6 +452,7 @@ impl Config {
             http: http.expect("checked"),
             udp: udp.expect("checked"),
             advertise,
+            workers,
             token_secret: secret.unwrap_or_else(|| DEVELOPMENT_SECRET.into()),
             development_secret,
             default_ttl: ttl.expect("checked"),

@@ -81,8 +81,13 @@ pub struct RelayTotals {
     pub peak_publishers: u64,
     pub peak_subscribers: u64,
     /// Time media spent inside the relay over the run (its
-    /// `forward_delay_seconds` histogram).
+    /// `forward_delay_seconds` histogram, one packet in 8 timed).
     pub forward_delay: ForwardDelay,
+    /// Time the relay took to handle forwarded teacher datagrams, without what its
+    /// send pacer held back (its `processing_seconds` histogram).
+    pub processing: ForwardDelay,
+    /// Most sessions each media worker ran at once (from `worker_sessions`).
+    pub peak_worker_sessions: Vec<u64>,
 }
 
 /// The relay's own receive-to-send time of forwarded packets, from the buckets of
@@ -97,10 +102,14 @@ pub struct ForwardDelay {
 }
 
 impl ForwardDelay {
-    /// From two scrapes of `/metrics`, the packets forwarded between them.
-    fn between(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> ForwardDelay {
+    /// From two scrapes of `/metrics`, histogram `name`'s samples between them.
+    fn between(
+        name: &str,
+        before: &BTreeMap<String, f64>,
+        after: &BTreeMap<String, f64>,
+    ) -> ForwardDelay {
         use relay_webrtc::delay::{DelayHistogram, BUCKETS_US};
-        let name = "classroom_relay_forward_delay_seconds";
+        let name = format!("classroom_relay_{name}");
         let get = |m: &BTreeMap<String, f64>, k: &str| m.get(k).copied().unwrap_or(0.0) as u64;
         let diff = |k: &str| get(after, k).saturating_sub(get(before, k));
         let mut h = DelayHistogram::default();
@@ -192,8 +201,9 @@ fn http_error(base: &str, what: &str, e: ureq::Error) -> LoadError {
     }
 }
 
-/// The unlabelled samples of the relay's `/metrics`, by name, and the buckets of its
-/// histograms (named with their `le` label).
+/// The unlabelled samples of the relay's `/metrics`, by name, the buckets of its
+/// histograms (named with their `le` label) and the per-worker samples (with their
+/// `worker` label).
 pub fn scrape(base: &str) -> Result<BTreeMap<String, f64>, LoadError> {
     let text = agent()
         .get(&format!("{base}/metrics"))
@@ -203,12 +213,27 @@ pub fn scrape(base: &str) -> Result<BTreeMap<String, f64>, LoadError> {
         .map_err(|e| LoadError::NotAnswering(base.into(), e.to_string()))?;
     Ok(text
         .lines()
-        .filter(|l| !l.starts_with('#') && (!l.contains('{') || l.contains("_bucket{le=")))
+        .filter(|l| {
+            !l.starts_with('#')
+                && (!l.contains('{') || l.contains("_bucket{le=") || l.contains("{worker="))
+        })
         .filter_map(|l| {
             let (k, v) = l.split_once(' ')?;
             Some((k.to_string(), v.trim().parse().ok()?))
         })
         .collect())
+}
+
+/// Sessions per media worker: (worker index, sessions).
+fn worker_sessions(m: &BTreeMap<String, f64>) -> Vec<(usize, u64)> {
+    let prefix = "classroom_relay_worker_sessions{worker=\"";
+    m.range(prefix.to_string()..)
+        .take_while(|(k, _)| k.starts_with(prefix))
+        .filter_map(|(k, v)| {
+            let i = k[prefix.len()..].trim_end_matches("\"}").parse().ok()?;
+            Some((i, *v as u64))
+        })
+        .collect()
 }
 
 fn metric(m: &BTreeMap<String, f64>, name: &str) -> u64 {
@@ -692,6 +717,7 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
         metric(&before, "publishers"),
         metric(&before, "subscribers"),
     );
+    let mut peak_workers: Vec<u64> = Vec::new();
     let mut health: Result<(), LoadError> = Ok(());
     std::thread::scope(|scope| {
         for (i, l) in plan.lessons.iter().enumerate() {
@@ -712,6 +738,12 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
                     failures = 0;
                     peak.0 = peak.0.max(metric(&m, "publishers"));
                     peak.1 = peak.1.max(metric(&m, "subscribers"));
+                    for (i, n) in worker_sessions(&m) {
+                        if peak_workers.len() <= i {
+                            peak_workers.resize(i + 1, 0);
+                        }
+                        peak_workers[i] = peak_workers[i].max(n);
+                    }
                 }
                 Err(e) => {
                     failures += 1;
@@ -748,7 +780,9 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
             layer_switches: delta("layer_switches_total"),
             peak_publishers: peak.0,
             peak_subscribers: peak.1,
-            forward_delay: ForwardDelay::between(&before, &after),
+            forward_delay: ForwardDelay::between("forward_delay_seconds", &before, &after),
+            processing: ForwardDelay::between("processing_seconds", &before, &after),
+            peak_worker_sessions: peak_workers,
         },
         video_latency: Latency::of(latency_us),
         audio_received: audio.0,

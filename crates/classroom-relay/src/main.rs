@@ -38,6 +38,9 @@ enum Cmd {
         /// Overrides server.advertise.
         #[arg(long, value_name = "IP")]
         advertise: Vec<String>,
+        /// Media worker threads, overrides server.workers (default: one per core).
+        #[arg(long, value_name = "N")]
+        workers: Option<usize>,
         /// Warm-start state file: each school's sustained link estimate, so its next
         /// lesson starts there. Default: classroom-relay-state.json beside --config;
         /// without --config none (kept in memory only).
@@ -77,8 +80,9 @@ fn main() {
             http,
             udp,
             advertise,
+            workers,
             state,
-        } => serve(config, http, udp, advertise, state),
+        } => serve(config, Overrides { http, udp, advertise, workers }, state),
         Cmd::Token {
             lesson,
             role,
@@ -122,8 +126,8 @@ fn check_config(file: &PathBuf) -> Result<()> {
         Ok(l) => {
             println!("{}: ok", file.display());
             println!(
-                "  http {}  udp {}  advertise {:?}",
-                l.http, l.udp, l.advertise
+                "  http {}  udp {} (media workers: {}, one port each from there)  advertise {:?}",
+                l.http, l.udp, l.workers, l.advertise
             );
             if l.development_secret {
                 println!("  warning: auth has no token secret; the public development secret would be used");
@@ -201,13 +205,15 @@ fn token(
     Ok(())
 }
 
-fn serve(
-    config: Option<PathBuf>,
+/// Command-line values that override the configuration file's.
+struct Overrides {
     http: Option<String>,
     udp: Option<String>,
     advertise: Vec<String>,
-    state: Option<PathBuf>,
-) -> Result<()> {
+    workers: Option<usize>,
+}
+
+fn serve(config: Option<PathBuf>, o: Overrides, state: Option<PathBuf>) -> Result<()> {
     let state = state.or_else(|| {
         config.as_ref().map(|c| {
             c.parent()
@@ -223,14 +229,17 @@ fn serve(
         .with_writer(std::io::stderr)
         .init();
     let l = load(config.as_ref(), |c| {
-        if let Some(h) = http {
+        if let Some(h) = o.http {
             c.server.http = h;
         }
-        if let Some(u) = udp {
+        if let Some(u) = o.udp {
             c.server.udp = u;
         }
-        if !advertise.is_empty() {
-            c.server.advertise = advertise;
+        if !o.advertise.is_empty() {
+            c.server.advertise = o.advertise;
+        }
+        if o.workers.is_some() {
+            c.server.workers = o.workers;
         }
     })?;
     relay_webrtc::init_crypto();
@@ -269,6 +278,7 @@ async fn run(l: Loaded, state_file: Option<PathBuf>) -> Result<()> {
             h264: l.config.media.h264,
         },
         state_file,
+        workers: l.workers,
     };
     let edge = relay_webrtc::spawn(media).context("starting the media sockets")?;
     let media = edge.clone();

@@ -6,7 +6,7 @@
 //! bad minute does not decide the next lesson. A school never seen starts at the
 //! configured default and probes up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 /// Estimates from the first seconds of a classroom are not remembered.
@@ -22,6 +22,8 @@ pub const START_FRACTION: f64 = 0.8;
 pub struct WarmTable {
     schools: BTreeMap<String, u64>,
     changed: bool,
+    /// Schools observed since the last [`WarmTable::take_updates`].
+    updated: BTreeSet<String>,
 }
 
 impl WarmTable {
@@ -29,6 +31,7 @@ impl WarmTable {
         WarmTable {
             schools: entries.into_iter().collect(),
             changed: false,
+            updated: BTreeSet::new(),
         }
     }
 
@@ -40,6 +43,24 @@ impl WarmTable {
         };
         self.schools.insert(school.to_string(), v);
         self.changed = true;
+        self.updated.insert(school.to_string());
+    }
+
+    /// What was observed here since the last call, to fold into another table
+    /// (each media worker observes its own lessons; one table is saved).
+    pub fn take_updates(&mut self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.updated)
+            .into_iter()
+            .filter_map(|k| self.schools.get(&k).map(|v| (k, *v)))
+            .collect()
+    }
+
+    /// Take another table's updates (see [`WarmTable::take_updates`]) as they are.
+    pub fn merge(&mut self, updates: Vec<(String, u64)>) {
+        for (k, v) in updates {
+            self.schools.insert(k, v);
+            self.changed = true;
+        }
     }
 
     /// Where a new classroom of `school` should start, if the school is known.
@@ -80,6 +101,12 @@ mod tests {
         assert!(w.start_for("a").unwrap() < 600_000);
         assert!(w.take_changed());
         assert!(!w.take_changed());
+        assert_eq!(w.take_updates(), vec![("a".to_string(), w.entries().next().unwrap().1)]);
+        assert!(w.take_updates().is_empty(), "taken already");
+        let mut other = WarmTable::default();
+        other.merge(vec![("a".into(), 5)]);
+        assert!(other.take_changed());
+        assert_eq!(other.start_for("a"), Some(4));
         let again = WarmTable::from_entries(w.entries().map(|(k, v)| (k.to_string(), v)));
         assert_eq!(again.start_for("a"), w.start_for("a"));
     }

@@ -173,7 +173,19 @@ pub fn render(s: &EdgeStats) -> String {
             );
         }
     }
-    forward_delay(&mut o, &s.forward_delay);
+    histogram(
+        &mut o,
+        "forward_delay_seconds",
+        "Time forwarded media spends in the relay: teacher packet read to classroom copy sent (str0m, core, SRTP, send pacer, send call); one packet in 8 is timed.",
+        &s.forward_delay,
+    );
+    histogram(
+        &mut o,
+        "processing_seconds",
+        "Time a forwarded teacher datagram takes to handle: read to the last copy handed to the kernel, without what the send pacer holds back.",
+        &s.processing_delay,
+    );
+    workers(&mut o, s);
     let _ = writeln!(o, "# HELP classroom_relay_teacher_layer_bitrate_bps Bit rate the teacher publishes per track and layer.\n# TYPE classroom_relay_teacher_layer_bitrate_bps gauge");
     for l in &s.lessons {
         for (mid, layers) in &l.tracks {
@@ -220,11 +232,37 @@ classroom_relay_draining {}", u8::from(draining));
     }
 }
 
-/// The receive-to-send histogram (see `relay_webrtc::delay`), cumulative as
-/// Prometheus wants it.
-fn forward_delay(o: &mut String, h: &relay_webrtc::delay::DelayHistogram) {
-    let name = "classroom_relay_forward_delay_seconds";
-    let _ = writeln!(o, "# HELP {name} Time forwarded media spends in the relay: teacher packet read to classroom copy sent (str0m, core, SRTP, send pacer, send call).\n# TYPE {name} histogram");
+/// Per media worker: sessions, lessons, and datagrams dropped for a full socket.
+fn workers(o: &mut String, s: &EdgeStats) {
+    let rows: [(&str, &str, &str, fn(&relay_webrtc::WorkerLoad) -> u64); 3] = [
+        ("worker_sessions", "Sessions a media worker runs.", "gauge", |w| {
+            w.sessions as u64
+        }),
+        ("worker_lessons", "Lessons a media worker runs.", "gauge", |w| {
+            w.lessons as u64
+        }),
+        (
+            "worker_send_drops_total",
+            "Datagrams a media worker dropped because its socket stayed full.",
+            "counter",
+            |w| w.send_drops,
+        ),
+    ];
+    for (name, help, kind, pick) in rows {
+        let _ = writeln!(
+            o,
+            "# HELP classroom_relay_{name} {help}\n# TYPE classroom_relay_{name} {kind}"
+        );
+        for (i, w) in s.workers.iter().enumerate() {
+            let _ = writeln!(o, "classroom_relay_{name}{{worker=\"{i}\"}} {}", pick(w));
+        }
+    }
+}
+
+/// A delay histogram (see `relay_webrtc::delay`), cumulative as Prometheus wants it.
+fn histogram(o: &mut String, name: &str, help: &str, h: &relay_webrtc::delay::DelayHistogram) {
+    let name = format!("classroom_relay_{name}");
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} histogram");
     let mut cumulative = 0;
     for (bound, c) in relay_webrtc::delay::BUCKETS_US.iter().zip(h.counts) {
         cumulative += c;
@@ -296,5 +334,7 @@ mod tests {
         assert!(m.contains(&format!("{name}_bucket{{le=\"+Inf\"}} 5\n")));
         assert!(m.contains(&format!("{name}_count 5\n")));
         assert!(m.contains(&format!("{name}_sum 0.90488\n")));
+        assert!(m.contains("# TYPE classroom_relay_processing_seconds histogram\n"));
+        assert!(m.contains("classroom_relay_worker_sessions{worker=\"1\"} 3\n"));
     }
 }

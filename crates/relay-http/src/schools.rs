@@ -112,6 +112,19 @@ pub(crate) fn fixture() -> EdgeStats {
         publishers: 1,
         subscribers: 3,
         forward_delay: Default::default(),
+        processing_delay: Default::default(),
+        workers: vec![
+            relay_webrtc::WorkerLoad {
+                sessions: 1,
+                lessons: 1,
+                send_drops: 0,
+            },
+            relay_webrtc::WorkerLoad {
+                sessions: 3,
+                lessons: 1,
+                send_drops: 0,
+            },
+        ],
         contained_panics: 0,
         connect_timeouts: 0,
         stray_datagrams: 0,

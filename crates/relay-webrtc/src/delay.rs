@@ -8,7 +8,8 @@
 //! with ([`InFlight`]); when str0m emits an SRTP datagram with that header (which is
 //! not encrypted), the datagram carries the receive time, and the driver records the
 //! delay once the datagram is sent ([`DelayHistogram`]). Retransmissions and padding
-//! carry none and are not counted.
+//! carry none and are not counted. Only one packet in [`SAMPLE_EVERY`] (by its
+//! outgoing sequence number) is timed, so the bookkeeping costs next to nothing.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -54,7 +55,20 @@ impl DelayHistogram {
         }
         None
     }
+
+    /// Add another histogram's counts (another media worker's).
+    pub fn merge(&mut self, other: &DelayHistogram) {
+        for (a, b) in self.counts.iter_mut().zip(other.counts.iter()) {
+            *a += b;
+        }
+        self.sum_us += other.sum_us;
+        self.count += other.count;
+    }
 }
+
+/// One forwarded packet in this many is timed: those whose outgoing sequence number
+/// is a multiple of it.
+pub const SAMPLE_EVERY: u16 = 8;
 
 /// Forwarded packets not yet sent: (SSRC, sequence number) -> when the relay read
 /// the packet they copy.
@@ -69,14 +83,23 @@ pub struct InFlight {
 const FORGET_AFTER: Duration = Duration::from_secs(2);
 
 impl InFlight {
+    /// A forwarded packet was written: time it if it is one of the sample.
     pub fn note(&mut self, ssrc: u32, seq: u16, received: Instant) {
-        self.at.insert((ssrc, seq), received);
+        if seq % SAMPLE_EVERY == 0 {
+            self.at.insert((ssrc, seq), received);
+        }
     }
 
     /// The receive time of the media an outgoing SRTP datagram carries, if it is a
     /// forwarded RTP packet noted before (RTCP and unknown packets give `None`).
     pub fn take(&mut self, datagram: &[u8]) -> Option<Instant> {
+        if self.at.is_empty() {
+            return None;
+        }
         let (ssrc, seq) = rtp_ids(datagram)?;
+        if seq % SAMPLE_EVERY != 0 {
+            return None;
+        }
         self.at.remove(&(ssrc, seq))
     }
 
@@ -133,13 +156,15 @@ mod tests {
     fn a_noted_packet_is_found_once_and_rtcp_never() {
         let t0 = Instant::now();
         let mut f = InFlight::default();
-        f.note(7, 100, t0);
-        assert_eq!(f.take(&rtp(96, 101, 7)), None, "another sequence number");
-        assert_eq!(f.take(&rtp(96 | 0x80, 100, 7)), Some(t0), "marker bit set");
-        assert_eq!(f.take(&rtp(96, 100, 7)), None, "taken already");
-        f.note(7, 5, t0);
+        f.note(7, 104, t0);
+        f.note(7, 105, t0);
+        assert_eq!(f.take(&rtp(96, 112, 7)), None, "another sequence number");
+        assert_eq!(f.take(&rtp(96, 105, 7)), None, "not one of the sample");
+        assert_eq!(f.take(&rtp(96 | 0x80, 104, 7)), Some(t0), "marker bit set");
+        assert_eq!(f.take(&rtp(96, 104, 7)), None, "taken already");
+        f.note(7, 8, t0);
         // An RTCP receiver report (PT 201) whose bytes happen to match.
-        assert_eq!(f.take(&rtp(201, 5, 7)), None);
+        assert_eq!(f.take(&rtp(201, 8, 7)), None);
         assert_eq!(f.take(&[0x16, 0xfe, 0xfd]), None, "DTLS");
     }
 
@@ -147,9 +172,9 @@ mod tests {
     fn a_sweep_forgets_what_was_never_sent() {
         let t0 = Instant::now();
         let mut f = InFlight::default();
-        f.note(1, 1, t0);
+        f.note(1, 8, t0);
         f.sweep(t0 + Duration::from_millis(500));
-        f.note(1, 2, t0 + Duration::from_millis(1500));
+        f.note(1, 16, t0 + Duration::from_millis(1500));
         f.sweep(t0 + Duration::from_millis(1600));
         assert_eq!(f.len(), 2, "at most one sweep a second");
         f.sweep(t0 + Duration::from_millis(2600));

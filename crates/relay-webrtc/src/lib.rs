@@ -5,7 +5,8 @@
 //! events become [`relay_core`] inputs; core outputs become RTP writes.
 //!
 //! - [`Edge`]: the part without IO (datagrams and time in, datagrams out).
-//! - [`spawn`]/[`Handle`]: the tokio driver and the command channel the HTTP layer uses.
+//! - [`spawn`]/[`Handle`]: the tokio driver (N media workers, each with its own
+//!   sockets, sessions and lessons) and the handle the HTTP layer uses.
 
 pub mod delay;
 mod driver;
@@ -17,7 +18,7 @@ mod peer;
 pub mod state;
 
 pub use driver::{spawn, Handle, MediaConfig};
-pub use edge::{Datagram, Edge, EdgeStats, Session};
+pub use edge::{Datagram, Edge, EdgeStats, Session, WorkerLoad};
 pub use error::EdgeError;
 pub use offer_check::check_offer;
 pub use peer::{Codecs, Role};

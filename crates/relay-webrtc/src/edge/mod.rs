@@ -58,14 +58,54 @@ pub struct EdgeStats {
     pub totals: Totals,
     pub publishers: usize,
     pub subscribers: usize,
-    /// Receive-to-send time of forwarded packets, since start (see [`crate::delay`]).
+    /// Receive-to-send time of forwarded packets, since start (see [`crate::delay`]):
+    /// processing plus the send pacer's hold.
     pub forward_delay: DelayHistogram,
+    /// Processing time of teacher datagrams that were forwarded: from the read to
+    /// the end of their handling (str0m receive, the core, every classroom's write
+    /// and SRTP), measured by the driver.
+    pub processing_delay: DelayHistogram,
+    /// Per media worker: sessions and lessons it runs (one entry per worker).
+    pub workers: Vec<WorkerLoad>,
     /// Panics inside str0m that were contained to one session (or one offer).
     pub contained_panics: u64,
     /// Sessions dropped because they never connected within [`CONNECT_TIMEOUT`].
     pub connect_timeouts: u64,
     /// Datagrams that belonged to no session (dropped).
     pub stray_datagrams: u64,
+}
+
+/// What one media worker carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WorkerLoad {
+    pub sessions: usize,
+    pub lessons: usize,
+    /// Datagrams dropped because the worker's socket stayed full.
+    pub send_drops: u64,
+}
+
+impl EdgeStats {
+    /// Fold another worker's stats into these.
+    pub fn merge(&mut self, o: EdgeStats) {
+        self.lessons.extend(o.lessons);
+        self.lessons.sort_by(|a, b| a.lesson.cmp(&b.lesson));
+        let (t, u) = (&mut self.totals, o.totals);
+        t.packets_in += u.packets_in;
+        t.bytes_in += u.bytes_in;
+        t.packets_forwarded += u.packets_forwarded;
+        t.bytes_forwarded += u.bytes_forwarded;
+        t.keyframe_requests_sent += u.keyframe_requests_sent;
+        t.layer_switches += u.layer_switches;
+        t.video_pauses += u.video_pauses;
+        self.publishers += o.publishers;
+        self.subscribers += o.subscribers;
+        self.forward_delay.merge(&o.forward_delay);
+        self.processing_delay.merge(&o.processing_delay);
+        self.workers.extend(o.workers);
+        self.contained_panics += o.contained_panics;
+        self.connect_timeouts += o.connect_timeouts;
+        self.stray_datagrams += o.stray_datagrams;
+    }
 }
 
 struct Subscription {
@@ -108,6 +148,20 @@ type OutPt = (Pt, Option<Pt>);
 /// fit anyway, and the estimator must be able to see some traffic.
 const MIN_WARM_START_BPS: u64 = 150_000;
 
+/// Where the estimator towards a new classroom of `school` starts (`None` without
+/// adaptation): near what the school sustained before (`warm`), or `initial_bps`.
+pub fn start_bps(warm: &WarmTable, school: &str, adapt: bool, initial_bps: u64) -> Option<u64> {
+    adapt.then(|| {
+        warm.start_for(school)
+            .map_or(initial_bps, |b| b.max(MIN_WARM_START_BPS))
+    })
+}
+
+/// Which of `workers` media workers runs session `peer` (see [`Edge::set_id_space`]).
+pub fn worker_of(peer: PeerId, workers: usize) -> usize {
+    (peer.0.saturating_sub(1) % workers.max(1) as u64) as usize
+}
+
 /// The sans-IO edge.
 pub struct Edge {
     relay: Relay,
@@ -118,6 +172,9 @@ pub struct Edge {
     peers: BTreeMap<PeerId, Peer>,
     by_remote: HashMap<(SocketAddr, SocketAddr), PeerId>,
     next_id: u64,
+    /// Ids go up by this (the number of media workers), so that a session's id
+    /// tells which worker runs it.
+    id_step: u64,
     out: VecDeque<Datagram>,
     core_in: VecDeque<CoreInput>,
     dirty: Vec<PeerId>,
@@ -126,6 +183,7 @@ pub struct Edge {
     timers: BTreeSet<(Instant, PeerId)>,
     in_flight: InFlight,
     forward_delay: DelayHistogram,
+    processing_delay: DelayHistogram,
     adapt: bool,
     /// Where the estimator towards a classroom of a school never seen starts (a
     /// conservative default); known schools start near what they sustained before.
@@ -153,12 +211,14 @@ impl Edge {
             peers: BTreeMap::new(),
             by_remote: HashMap::new(),
             next_id: 1,
+            id_step: 1,
             out: VecDeque::new(),
             core_in: VecDeque::new(),
             dirty: Vec::new(),
             timers: BTreeSet::new(),
             in_flight: InFlight::default(),
             forward_delay: DelayHistogram::default(),
+            processing_delay: DelayHistogram::default(),
             contained_panics: 0,
             connect_timeouts: 0,
             stray_datagrams: 0,
@@ -166,6 +226,13 @@ impl Edge {
             #[cfg(test)]
             inject_panic: None,
         }
+    }
+
+    /// Number this edge's sessions `worker + 1`, `worker + 1 + workers`, …: media
+    /// worker `worker` of `workers`, so that [`worker_of`] finds it from the id.
+    pub fn set_id_space(&mut self, worker: usize, workers: usize) {
+        self.next_id = worker as u64 + 1;
+        self.id_step = workers.max(1) as u64;
     }
 
     /// A teacher publishes `offer` to `lesson`. `token_session` identifies the token:
@@ -223,12 +290,7 @@ impl Edge {
     /// Where the estimator towards a new classroom of `school` starts (`None`
     /// without adaptation): near what the school sustained before, or the default.
     pub fn start_bps(&self, school: &str) -> Option<u64> {
-        self.adapt.then(|| {
-            self.relay
-                .warm()
-                .start_for(school)
-                .map_or(self.initial_bps, |b| b.max(MIN_WARM_START_BPS))
-        })
+        start_bps(self.relay.warm(), school, self.adapt, self.initial_bps)
     }
 
     /// A classroom of `school` watches `lesson`.
@@ -419,6 +481,16 @@ impl Edge {
         self.out.pop_front()
     }
 
+    /// Handling a datagram that was forwarded took `d` (measured by the driver).
+    pub fn note_processing(&mut self, d: Duration) {
+        self.processing_delay.record(d);
+    }
+
+    /// Packets forwarded since start (to tell whether a datagram was forwarded).
+    pub fn forwarded(&self) -> u64 {
+        self.relay.totals().packets_forwarded
+    }
+
     /// `d` (from [`Edge::poll_datagram`]) was handed to the kernel at `at`: count
     /// its forwarding delay when it carries forwarded media.
     pub fn sent(&mut self, d: &Datagram, at: Instant) {
@@ -452,6 +524,12 @@ impl Edge {
                 .filter(|p| p.role == Role::Subscriber)
                 .count(),
             forward_delay: self.forward_delay.clone(),
+            processing_delay: self.processing_delay.clone(),
+            workers: vec![WorkerLoad {
+                sessions: self.peers.len(),
+                lessons: self.relay.lesson_count(),
+                send_drops: 0,
+            }],
             contained_panics: self.contained_panics,
             connect_timeouts: self.connect_timeouts,
             stray_datagrams: self.stray_datagrams,
@@ -466,7 +544,7 @@ impl Edge {
         sub: Option<Subscription>,
     ) -> PeerId {
         let id = PeerId(self.next_id);
-        self.next_id += 1;
+        self.next_id += self.id_step;
         self.peers.insert(
             id,
             Peer {

@@ -55,6 +55,49 @@ pub struct AdaptConfig {
     pub loss_cut: f32,
     /// Where the estimator towards each new classroom starts.
     pub initial_bps: u64,
+    /// How long a loss-driven budget cut holds: the next report shows less loss
+    /// only because less was sent.
+    pub loss_hold: Duration,
+    /// Loss at which the link is taken to have collapsed: what got through of what
+    /// was sent is all it carries now, and the budget is cut to that.
+    pub collapse_loss: f32,
+    /// A step down this soon after a step up means the step up did not last (the
+    /// link sits at a layer boundary), which raises the step-up backoff; a step up
+    /// that lasts this long clears the backoff.
+    pub flap_within: Duration,
+    /// Step-up backoff after the first step up that did not last; it doubles with
+    /// each further one. At most `backoff_max`.
+    pub backoff_min: Duration,
+    /// The most the step-up backoff grows to.
+    pub backoff_max: Duration,
+    /// A video budget this many times the one at the last step down is a link that
+    /// really got better: the step-up backoff is cleared.
+    pub real_rise: f64,
+    /// Wait before the first re-probe of an estimate stuck below the next step up,
+    /// and after a re-probe that raised the estimate.
+    pub probe_min_every: Duration,
+    /// A re-probe that did not raise the estimate doubles the wait before the
+    /// next one, up to this.
+    pub probe_max_every: Duration,
+    /// Above this loss (as last reported) no re-probe is asked for: the link is full
+    /// already.
+    pub probe_max_loss: f32,
+    /// Loss above which video may pause. Below it a thin estimate (from the delay
+    /// signal alone) still gets every track's lowest layer; after such loss that
+    /// floor stays off until the estimate itself carries every track again.
+    pub video_floor_max_loss: f32,
+    /// How long a newly arriving layer counts at no less than `assumed_bps`.
+    pub layer_settle: Duration,
+    /// Wire rates assumed for camera layers not measured yet (the teacher just
+    /// started), lowest to highest of a three-layer ladder; a ladder of fewer layers
+    /// takes the highest ones. The usual 150/500/1500 kbit/s ladder, so nothing is
+    /// mistaken for free.
+    pub assumed_bps: [u64; 3],
+    /// The same for a screen (slides) sent as one layer: a few frames per second of
+    /// mostly still content, far below a camera's top layer.
+    pub assumed_screen_bps: u64,
+    /// Opus voice plus overhead, until measured.
+    pub assumed_audio_bps: u64,
 }
 
 impl Default for AdaptConfig {
@@ -68,6 +111,20 @@ impl Default for AdaptConfig {
             down_margin: 0.9,
             loss_cut: 0.05,
             initial_bps: 500_000,
+            loss_hold: Duration::from_secs(2),
+            collapse_loss: 0.10,
+            flap_within: Duration::from_secs(15),
+            backoff_min: Duration::from_secs(4),
+            backoff_max: Duration::from_secs(30),
+            real_rise: 2.0,
+            probe_min_every: Duration::from_secs(3),
+            probe_max_every: Duration::from_secs(8),
+            probe_max_loss: 0.02,
+            video_floor_max_loss: 0.02,
+            layer_settle: Duration::from_secs(3),
+            assumed_bps: [200_000, 600_000, 1_700_000],
+            assumed_screen_bps: 400_000,
+            assumed_audio_bps: 60_000,
         }
     }
 }

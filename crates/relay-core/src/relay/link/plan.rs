@@ -1,0 +1,110 @@
+//! What each teacher track offers at one moment, and what the teacher's voice costs
+//! a classroom's link.
+
+use std::time::Instant;
+
+use super::super::{Kind, Publisher, RelayConfig, Subscriber};
+use crate::adapt::TrackRole;
+use crate::ids::{Mid, Rid};
+use crate::layers::ranked_active;
+
+/// Per-packet wire overhead counted in measured rates (see `RateMeter`), less the
+/// 4 bytes a RED header adds: 56 bytes at 50 voice packets a second.
+const RED_SAVED_BPS: u64 = 56 * 8 * 50;
+
+/// What the teacher's voice costs on this classroom's link: with RED each packet
+/// carries its payload twice (see `crate::red`), under one packet's overhead.
+pub(super) fn voice_cost(s: &Subscriber, plan: &LessonPlan) -> u64 {
+    let red = s
+        .slots
+        .iter()
+        .any(|slot| slot.spec.kind == Kind::Audio && slot.spec.redundant);
+    if red {
+        (2 * plan.audio_bps)
+            .saturating_sub(RED_SAVED_BPS)
+            .max(plan.audio_bps)
+    } else {
+        plan.audio_bps
+    }
+}
+
+/// One teacher track as layer choice sees it at one moment.
+#[derive(Debug)]
+pub(in crate::relay) struct TrackPlan {
+    pub(in crate::relay) mid: Mid,
+    pub(in crate::relay) kind: Kind,
+    pub(in crate::relay) role: TrackRole,
+    /// Arriving layers, lowest first, and their wire rates.
+    pub(in crate::relay) rids: Vec<Option<Rid>>,
+    pub(in crate::relay) rates: Vec<u64>,
+}
+
+#[derive(Debug, Default)]
+pub(in crate::relay) struct LessonPlan {
+    pub(in crate::relay) tracks: Vec<TrackPlan>,
+    pub(in crate::relay) audio_bps: u64,
+}
+
+impl LessonPlan {
+    pub(in crate::relay) fn new(p: &Publisher, now: Instant, cfg: &RelayConfig) -> LessonPlan {
+        let ac = &cfg.adapt;
+        let idle = cfg.layer_idle;
+        let mut video_n = 0;
+        let mut audio_bps = 0;
+        let mut tracks = Vec::new();
+        for t in &p.tracks {
+            let role = TrackRole::of_video_index(video_n);
+            let assumed = |n: usize, k: usize| {
+                if role == TrackRole::Screen && n == 1 {
+                    ac.assumed_screen_bps
+                } else {
+                    ac.assumed_bps[(3 - n.min(3)) + k.min(2)]
+                }
+            };
+            let ranked = ranked_active(&t.layers, now, idle);
+            let mut rates: Vec<u64> = ranked
+                .iter()
+                .map(|&i| t.layers[i].meter.wire_bps(now, idle))
+                .collect();
+            // A layer that just started (a browser turns its top layer on as its
+            // own estimate grows) has not shown its real rate yet: until it has
+            // flowed for layer_settle, count it at no less than the usual ladder.
+            if t.kind == Kind::Video && !rates.contains(&0) {
+                let n = rates.len();
+                for (k, &i) in ranked.iter().enumerate() {
+                    if t.layers[i].meter.flowing_for(now) < ac.layer_settle {
+                        rates[k] = rates[k].max(assumed(n, k));
+                    }
+                }
+            }
+            if rates.contains(&0) {
+                let n = rates.len();
+                rates = if t.kind == Kind::Audio {
+                    vec![ac.assumed_audio_bps; n]
+                } else {
+                    (0..n).map(|k| assumed(n, k)).collect()
+                };
+            }
+            if t.kind == Kind::Video {
+                video_n += 1;
+            } else {
+                audio_bps += rates.iter().sum::<u64>();
+            }
+            tracks.push(TrackPlan {
+                mid: t.mid,
+                kind: t.kind,
+                role,
+                rids: ranked.iter().map(|&i| t.layers[i].rid).collect(),
+                rates,
+            });
+        }
+        LessonPlan {
+            tracks,
+            audio_bps: if audio_bps == 0 {
+                ac.assumed_audio_bps
+            } else {
+                audio_bps
+            },
+        }
+    }
+}

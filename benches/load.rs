@@ -339,7 +339,8 @@ fn main() {
             .map(|x| x.trim().parse().expect("--steps: numbers like 1,2,4"))
             .collect(),
         None if bench => vec![1, 2, 4, 8, 16, 32],
-        None => vec![1],
+        // The smoke step: two lessons, so that two media workers each get one.
+        None => vec![2],
     };
     let secs: u64 = arg("--seconds").map_or(if bench { 10 } else { 5 }, |s| {
         s.parse().expect("--seconds: a number")
@@ -428,6 +429,21 @@ fn main() {
             !s.worker_cpu_cores.is_empty() && s.worker_sessions.iter().sum::<u64>() > 0,
             "no media worker seen: {s:?}"
         );
+        // Two lessons on a relay with two workers or more: one lesson each (the
+        // least loaded worker takes a new lesson), every session of a lesson on it.
+        if s.worker_cpu_cores.len() >= 2 {
+            let busy: Vec<u64> = s
+                .worker_sessions
+                .iter()
+                .copied()
+                .filter(|n| *n > 0)
+                .collect();
+            assert_eq!(
+                busy,
+                vec![1 + schools as u64; 2],
+                "sessions per worker (a teacher and {schools} classrooms each): {s:?}"
+            );
+        }
     }
     write_json(arg("--json"), "classroom-relay-load-bench.json", &out);
 }

@@ -86,7 +86,8 @@ pub struct RelayTotals {
     /// Time the relay took to handle forwarded teacher datagrams, without what its
     /// send pacer held back (its `processing_seconds` histogram).
     pub processing: ForwardDelay,
-    /// Most sessions each media worker ran at once (from `worker_sessions`).
+    /// Sessions per media worker when the relay had the most sessions of the run
+    /// (from `worker_sessions`).
     pub peak_worker_sessions: Vec<u64>,
 }
 
@@ -224,16 +225,19 @@ pub fn scrape(base: &str) -> Result<BTreeMap<String, f64>, LoadError> {
         .collect())
 }
 
-/// Sessions per media worker: (worker index, sessions).
-fn worker_sessions(m: &BTreeMap<String, f64>) -> Vec<(usize, u64)> {
+/// Sessions per media worker, by worker index.
+fn worker_sessions(m: &BTreeMap<String, f64>) -> Vec<u64> {
     let prefix = "classroom_relay_worker_sessions{worker=\"";
-    m.range(prefix.to_string()..)
+    let mut v: Vec<(usize, u64)> = m
+        .range(prefix.to_string()..)
         .take_while(|(k, _)| k.starts_with(prefix))
         .filter_map(|(k, v)| {
             let i = k[prefix.len()..].trim_end_matches("\"}").parse().ok()?;
             Some((i, *v as u64))
         })
-        .collect()
+        .collect();
+    v.sort_unstable();
+    v.into_iter().map(|x| x.1).collect()
 }
 
 fn metric(m: &BTreeMap<String, f64>, name: &str) -> u64 {
@@ -738,11 +742,9 @@ pub fn run(plan: &LoadPlan, progress: &dyn Fn(Duration, usize)) -> Result<LoadRe
                     failures = 0;
                     peak.0 = peak.0.max(metric(&m, "publishers"));
                     peak.1 = peak.1.max(metric(&m, "subscribers"));
-                    for (i, n) in worker_sessions(&m) {
-                        if peak_workers.len() <= i {
-                            peak_workers.resize(i + 1, 0);
-                        }
-                        peak_workers[i] = peak_workers[i].max(n);
+                    let split = worker_sessions(&m);
+                    if split.iter().sum::<u64>() > peak_workers.iter().sum::<u64>() {
+                        peak_workers = split;
                     }
                 }
                 Err(e) => {

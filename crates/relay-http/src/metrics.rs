@@ -232,15 +232,29 @@ classroom_relay_draining {}", u8::from(draining));
     }
 }
 
+/// A per-worker metric: name, help, type, and its value for one worker.
+type WorkerRow = (
+    &'static str,
+    &'static str,
+    &'static str,
+    fn(&relay_webrtc::WorkerLoad) -> u64,
+);
+
 /// Per media worker: sessions, lessons, and datagrams dropped for a full socket.
 fn workers(o: &mut String, s: &EdgeStats) {
-    let rows: [(&str, &str, &str, fn(&relay_webrtc::WorkerLoad) -> u64); 3] = [
-        ("worker_sessions", "Sessions a media worker runs.", "gauge", |w| {
-            w.sessions as u64
-        }),
-        ("worker_lessons", "Lessons a media worker runs.", "gauge", |w| {
-            w.lessons as u64
-        }),
+    let rows: [WorkerRow; 3] = [
+        (
+            "worker_sessions",
+            "Sessions a media worker runs.",
+            "gauge",
+            |w| w.sessions as u64,
+        ),
+        (
+            "worker_lessons",
+            "Lessons a media worker runs.",
+            "gauge",
+            |w| w.lessons as u64,
+        ),
         (
             "worker_send_drops_total",
             "Datagrams a media worker dropped because its socket stayed full.",

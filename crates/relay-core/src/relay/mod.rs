@@ -102,7 +102,6 @@ struct Lesson {
     subscribers: Vec<Subscriber>,
 }
 
-
 /// The sans-IO relay. See the crate docs for the contract.
 #[derive(Debug)]
 pub struct Relay {
@@ -308,16 +307,19 @@ impl Relay {
             layer: j.layer.unwrap_or(self.cfg.default_layer),
             slots,
             sent: RateMeter::default(),
-            // The warm start is the first estimate: it decides the starting layers
-            // before any video is forwarded by preference alone.
-            link: LinkState {
-                estimate: j.start_bps,
-                ..LinkState::default()
-            },
+            link: LinkState::default(),
             joined: now,
             picture_losses: 0,
         });
+        // The classroom starts from its preferred layers; the warm start is then its
+        // first estimate, which steps them down with the usual margin where the
+        // link will not carry them (starting from nothing, the estimate would have
+        // to clear the step-up hold for every layer).
         choose_layers(&self.cfg, l, now, &mut self.fx);
+        if let (Some(bps), Some(s)) = (j.start_bps, l.subscribers.last_mut()) {
+            s.link.estimate = Some(bps);
+            choose_layers(&self.cfg, l, now, &mut self.fx);
+        }
         self.membership_changed(now);
     }
 

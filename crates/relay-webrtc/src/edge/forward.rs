@@ -1,64 +1,132 @@
 //! Forwarding: a core [`relay_core::Forward`] becomes an RTP write on the
 //! classroom's session, and a teacher's str0m packet becomes a core packet.
+//!
+//! Work is done once where it can be: a classroom's [`Route`] for a teacher stream
+//! (payload types, RED, send stream) when its first packet goes out; the VP8
+//! descriptor and the RED payload once per teacher packet, shared by every copy
+//! ([`Fanout`]).
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use relay_core::{Codec, RtpIn};
+use relay_core::{Codec, Mid, PeerId, RtpIn};
 use str0m::format::Codec as StrCodec;
-use str0m::media::Mid as StrMid;
+use str0m::media::{Mid as StrMid, Pt};
 use str0m::rtp::{RtpPacket, RtpWrite, Vp8Descriptor};
 
 use super::{Edge, Peer};
 
+/// How one teacher stream (publisher, its payload type) reaches one m-line of a
+/// classroom.
+pub(super) struct Route {
+    from: PeerId,
+    src_pt: u8,
+    mid: Mid,
+    str_mid: StrMid,
+    /// Our payload type for the codec; `None`: the classroom cannot take it.
+    pt: Option<Pt>,
+    /// Our RED payload type, when voice goes out with redundancy.
+    red: Option<Pt>,
+    /// The last voice frame sent on this route (timestamp, payload), which the next
+    /// RED packet carries again.
+    red_prev: Option<(u32, Arc<[u8]>)>,
+}
+
+/// What the copies of one teacher packet share, kept while they are written.
+#[derive(Default)]
+pub(super) struct Fanout {
+    /// The VP8 descriptor of the payload, parsed once.
+    vp8: Option<(Arc<[u8]>, Option<Vp8Descriptor>)>,
+    /// The last RED payload built: (primary, previous frame, offset, pt) -> bytes.
+    red: Option<RedBuilt>,
+}
+
+struct RedBuilt {
+    primary: Arc<[u8]>,
+    prev: Option<Arc<[u8]>>,
+    offset: u32,
+    pt: u8,
+    wrapped: Arc<[u8]>,
+}
+
+impl Fanout {
+    fn vp8(&mut self, payload: &Arc<[u8]>) -> Option<Vp8Descriptor> {
+        match &self.vp8 {
+            Some((p, d)) if Arc::ptr_eq(p, payload) => *d,
+            _ => {
+                let d = Vp8Descriptor::parse(payload).ok();
+                self.vp8 = Some((payload.clone(), d));
+                d
+            }
+        }
+    }
+
+    /// `primary` wrapped as RED with `prev` (see [`relay_core::red::wrap`]): built
+    /// once for every classroom whose previous frame is the same one.
+    fn red(
+        &mut self,
+        pt: u8,
+        ts: u32,
+        primary: &Arc<[u8]>,
+        prev: Option<&(u32, Arc<[u8]>)>,
+    ) -> Arc<[u8]> {
+        let offset = prev.map_or(0, |(pts, _)| ts.wrapping_sub(*pts));
+        if let Some(b) = &self.red {
+            let same_prev = match (&b.prev, prev) {
+                (Some(a), Some((_, b))) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if Arc::ptr_eq(&b.primary, primary) && same_prev && b.offset == offset && b.pt == pt {
+                return b.wrapped.clone();
+            }
+        }
+        let wrapped: Arc<[u8]> = Arc::from(relay_core::red::wrap(
+            pt,
+            ts,
+            primary,
+            prev.map(|(ts, d)| (*ts, &d[..])),
+        ));
+        self.red = Some(RedBuilt {
+            primary: primary.clone(),
+            prev: prev.map(|(_, d)| d.clone()),
+            offset,
+            pt,
+            wrapped: wrapped.clone(),
+        });
+        wrapped
+    }
+}
+
 impl Edge {
     pub(super) fn forward(&mut self, now: Instant, f: relay_core::Forward) {
-        // Payload type on the receiving side, matched by codec parameters.
-        let key = (f.from, f.pt);
-        let Some(src_params) = self
-            .peers
-            .get(&f.from)
-            .and_then(|p| p.pt_map.get(&f.pt).cloned().flatten())
-            .map(|(_, params)| params)
-        else {
+        let Some(ri) = self.route(&f) else {
             return;
         };
         let Some(p) = self.peers.get_mut(&f.to) else {
             return;
         };
-        let out = *p.out_pt.entry(key).or_insert_with(|| {
-            p.rtc
-                .codec_config()
-                .match_params(src_params)
-                .map(|m| (m.pt(), m.red().filter(|_| m.spec().codec == StrCodec::Opus)))
-        });
-        let Some((pt, red)) = out else {
+        let route = &mut p.routes[ri];
+        let Some(pt) = route.pt else {
             return;
         };
         // Voice towards a classroom that negotiated RED carries the previous frame
         // again: one lost packet on the classroom's link costs no voice.
-        let (pt, payload) = match red {
+        let (pt, payload) = match route.red {
             Some(red_pt) if !f.codec.is_video() => {
-                let prev = p.red_prev.insert(f.mid, (f.ts, f.payload.clone()));
-                let wrapped = relay_core::red::wrap(
-                    *pt,
-                    f.ts,
-                    &f.payload,
-                    prev.as_ref().map(|(ts, d)| (*ts, &d[..])),
-                );
-                (red_pt, Arc::from(wrapped))
+                let wrapped = self
+                    .fanout
+                    .red(*pt, f.ts, &f.payload, route.red_prev.as_ref());
+                route.red_prev = Some((f.ts, f.payload.clone()));
+                (red_pt, wrapped)
             }
             _ => (pt, f.payload.clone()),
-        };
-        let mut api = p.rtc.direct_api();
-        let Some(tx) = api.stream_tx_by_mid(StrMid::from(f.mid.as_str()), None) else {
-            return;
         };
         let mut w = RtpWrite::new(pt, f.seq.into(), f.ts, now, payload)
             .marker(f.marker)
             .nackable(f.codec.is_video());
         if f.vp8_picture_id.is_some() || f.vp8_tl0_pic_idx.is_some() {
-            if let Ok(d) = Vp8Descriptor::parse(&f.payload) {
+            if let Some(d) = self.fanout.vp8(&f.payload) {
                 let mut b = d.patch();
                 if let Some(id) = f.vp8_picture_id {
                     b = b.picture_id(id);
@@ -71,12 +139,47 @@ impl Edge {
                 }
             }
         }
+        let mut api = p.rtc.direct_api();
+        let Some(tx) = api.stream_tx_by_mid(route.str_mid, None) else {
+            return;
+        };
         self.in_flight.note(*tx.ssrc(), f.seq as u16, now);
         tx.write_rtp(w);
         p.written = true;
         if self.dirty.last() != Some(&f.to) {
             self.dirty.push(f.to);
         }
+    }
+
+    /// The index of the classroom's route for `f`'s stream, made on first use.
+    fn route(&mut self, f: &relay_core::Forward) -> Option<usize> {
+        let to = self.peers.get(&f.to)?;
+        if let Some(i) = to
+            .routes
+            .iter()
+            .position(|r| r.from == f.from && r.src_pt == f.pt && r.mid == f.mid)
+        {
+            return Some(i);
+        }
+        // Payload type on the receiving side, matched by codec parameters.
+        let (_, src_params) = self.peers.get(&f.from)?.pt_map.get(&f.pt).copied()??;
+        let p = self.peers.get_mut(&f.to)?;
+        let matched = p.rtc.codec_config().match_params(src_params);
+        // A classroom shows one teacher session at a time: a reconnect's routes
+        // replace the old session's.
+        p.routes.retain(|r| r.from == f.from);
+        p.routes.push(Route {
+            from: f.from,
+            src_pt: f.pt,
+            mid: f.mid,
+            str_mid: StrMid::from(f.mid.as_str()),
+            pt: matched.as_ref().map(|m| m.pt()),
+            red: matched
+                .as_ref()
+                .and_then(|m| m.red().filter(|_| m.spec().codec == StrCodec::Opus)),
+            red_prev: None,
+        });
+        Some(p.routes.len() - 1)
     }
 }
 

@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use relay_core::{
@@ -13,7 +12,7 @@ use relay_core::{
 };
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::format::PayloadParams;
-use str0m::media::{KeyframeRequestKind, Mid as StrMid, Pt, Rid as StrRid};
+use str0m::media::{KeyframeRequestKind, Mid as StrMid, Rid as StrRid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Ssrc;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
@@ -131,18 +130,12 @@ struct Peer {
     ssrc_map: HashMap<Ssrc, (relay_core::Mid, Option<relay_core::Rid>)>,
     /// Publisher: payload type -> codec and its parameters.
     pt_map: HashMap<u8, Option<(Codec, PayloadParams)>>,
-    /// Subscriber: (publisher, publisher's pt) -> our pt, and our RED pt when the
-    /// classroom negotiated RED for that (Opus) codec.
-    out_pt: HashMap<(PeerId, u8), Option<OutPt>>,
-    /// Subscriber: per audio m-line, the last voice frame sent (timestamp, payload),
-    /// which the next RED packet carries again.
-    red_prev: HashMap<relay_core::Mid, (u32, Arc<[u8]>)>,
+    /// Subscriber: how each teacher stream reaches it, computed once (see
+    /// [`forward::Route`]).
+    routes: Vec<forward::Route>,
     /// Packets were written: str0m sends them only once time moves forward.
     written: bool,
 }
-
-/// Our payload type for a publisher's codec, and the RED one wrapping it (voice).
-type OutPt = (Pt, Option<Pt>);
 
 /// A warm start never begins below this: under it the first video layer does not
 /// fit anyway, and the estimator must be able to see some traffic.
@@ -182,6 +175,8 @@ pub struct Edge {
     /// sessions without scanning them all.
     timers: BTreeSet<(Instant, PeerId)>,
     in_flight: InFlight,
+    /// What every copy of the teacher packet being fanned out shares.
+    fanout: forward::Fanout,
     forward_delay: DelayHistogram,
     processing_delay: DelayHistogram,
     adapt: bool,
@@ -217,6 +212,7 @@ impl Edge {
             dirty: Vec::new(),
             timers: BTreeSet::new(),
             in_flight: InFlight::default(),
+            fanout: forward::Fanout::default(),
             forward_delay: DelayHistogram::default(),
             processing_delay: DelayHistogram::default(),
             contained_panics: 0,
@@ -556,8 +552,7 @@ impl Edge {
                 pending_join: sub,
                 ssrc_map: HashMap::new(),
                 pt_map: HashMap::new(),
-                out_pt: HashMap::new(),
-                red_prev: HashMap::new(),
+                routes: Vec::new(),
                 written: false,
             },
         );

@@ -82,7 +82,16 @@ fn main() {
             advertise,
             workers,
             state,
-        } => serve(config, Overrides { http, udp, advertise, workers }, state),
+        } => serve(
+            config,
+            Overrides {
+                http,
+                udp,
+                advertise,
+                workers,
+            },
+            state,
+        ),
         Cmd::Token {
             lesson,
             role,

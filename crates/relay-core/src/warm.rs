@@ -101,7 +101,10 @@ mod tests {
         assert!(w.start_for("a").unwrap() < 600_000);
         assert!(w.take_changed());
         assert!(!w.take_changed());
-        assert_eq!(w.take_updates(), vec![("a".to_string(), w.entries().next().unwrap().1)]);
+        assert_eq!(
+            w.take_updates(),
+            vec![("a".to_string(), w.entries().next().unwrap().1)]
+        );
         assert!(w.take_updates().is_empty(), "taken already");
         let mut other = WarmTable::default();
         other.merge(vec![("a".into(), 5)]);

@@ -24,9 +24,9 @@ use crate::peer::Codecs;
 mod handle;
 mod placement;
 mod sockets;
-mod worker;
 #[cfg(test)]
 mod tests;
+mod worker;
 
 pub use handle::Handle;
 use handle::WorkerLink;
@@ -102,7 +102,12 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
     let mut links = Vec::with_capacity(n);
     for (index, socks) in bound.into_iter().enumerate() {
         let locals: Vec<SocketAddr> = socks.iter().map(|s| s.1).collect();
-        let mut edge = Edge::new(Instant::now(), cfg.relay.clone(), cfg.codecs, locals.clone());
+        let mut edge = Edge::new(
+            Instant::now(),
+            cfg.relay.clone(),
+            cfg.codecs,
+            locals.clone(),
+        );
         edge.set_id_space(index, n);
         *edge.warm_mut() = warm.clone();
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -145,7 +150,10 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
                 // in the core) stops this worker, and the process must not pretend.
                 let r = crate::guard::contain(|| runtime.block_on(worker.run()));
                 if let Err(panic) = r {
-                    error!(worker = index, "a media worker stopped after a panic: {panic}");
+                    error!(
+                        worker = index,
+                        "a media worker stopped after a panic: {panic}"
+                    );
                 }
                 let _ = running_tx.send(false);
             })

@@ -145,13 +145,20 @@ mod tests {
         let c = Reservation::new(&p, "c");
         assert_eq!(c.worker(), 1, "the least loaded worker");
         drop(c);
-        assert_eq!(lock(&p).load(), &[4, 1], "a dropped reservation gives its place back");
+        assert_eq!(
+            lock(&p).load(),
+            &[4, 1],
+            "a dropped reservation gives its place back"
+        );
         for peer in [1, 3, 5, 7] {
             lock(&p).ended(PeerId(peer));
         }
         lock(&p).ended(PeerId(1));
         assert_eq!(lock(&p).load(), &[0, 1], "ended once, counted once");
-        assert!(!lock(&p).lessons.contains_key("a"), "an empty lesson is forgotten");
+        assert!(
+            !lock(&p).lessons.contains_key("a"),
+            "an empty lesson is forgotten"
+        );
         assert_eq!(Reservation::new(&p, "a").worker(), 0, "and placed afresh");
     }
 }

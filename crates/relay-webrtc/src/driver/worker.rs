@@ -172,7 +172,10 @@ impl Worker {
             match wake {
                 Wake::Command(None) => {
                     self.shared.save_warm(&mut self.edge);
-                    info!(worker = self.index, "media worker stopping: no more HTTP handles");
+                    info!(
+                        worker = self.index,
+                        "media worker stopping: no more HTTP handles"
+                    );
                     return;
                 }
                 Wake::Command(Some(c)) => self.command(now, c),
@@ -205,7 +208,10 @@ impl Worker {
     /// refuses waits (see [`MAX_PENDING`]).
     fn send(&mut self) {
         while let Some((i, d)) = self.pending.front() {
-            match self.socks[*i].socket.try_send_to(&d.contents, d.destination) {
+            match self.socks[*i]
+                .socket
+                .try_send_to(&d.contents, d.destination)
+            {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
                 Err(e) => debug!(dest = %d.destination, "UDP send failed: {e}"),
@@ -282,8 +288,14 @@ impl Worker {
                 place,
                 reply,
             } => {
-                let r =
-                    edge.subscribe_negotiated(now, &lesson, &school, layer, *negotiated, initial_bps);
+                let r = edge.subscribe_negotiated(
+                    now,
+                    &lesson,
+                    &school,
+                    layer,
+                    *negotiated,
+                    initial_bps,
+                );
                 if let Ok(s) = &r {
                     place.bind(s.peer);
                 }

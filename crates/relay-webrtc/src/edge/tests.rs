@@ -130,3 +130,45 @@ fn stray_datagrams_are_dropped_and_counted() {
     assert!(e.is_alive(class.peer));
     assert_eq!(e.stats(t0).contained_panics, 0);
 }
+
+#[test]
+fn workers_number_their_sessions_apart_and_their_stats_add_up() {
+    use str0m::media::Direction;
+    let t0 = Instant::now();
+    let mut a = edge(t0);
+    let mut b = edge(t0);
+    a.set_id_space(0, 2);
+    b.set_id_space(1, 2);
+    let ids: Vec<PeerId> = (0..2)
+        .flat_map(|i| {
+            let lesson = format!("l{i}");
+            [
+                a.publish(t0, &lesson, "t", &offer(Direction::SendOnly))
+                    .unwrap()
+                    .peer,
+                b.publish(t0, &lesson, "t", &offer(Direction::SendOnly))
+                    .unwrap()
+                    .peer,
+            ]
+        })
+        .collect();
+    assert_eq!(ids, [PeerId(1), PeerId(2), PeerId(3), PeerId(4)]);
+    for id in &ids {
+        let w = worker_of(*id, 2);
+        assert!(if w == 0 {
+            a.is_alive(*id)
+        } else {
+            b.is_alive(*id)
+        });
+    }
+    a.note_processing(Duration::from_micros(80));
+    b.note_processing(Duration::from_micros(400));
+    let mut s = a.stats(t0);
+    s.merge(b.stats(t0));
+    assert_eq!((s.publishers, s.subscribers), (4, 0));
+    assert_eq!(s.workers.len(), 2);
+    assert_eq!(s.workers[1].sessions, 2);
+    assert_eq!(s.processing_delay.count, 2);
+    let lessons: Vec<&str> = s.lessons.iter().map(|l| l.lesson.as_str()).collect();
+    assert_eq!(lessons, ["l0", "l0", "l1", "l1"], "sorted by name");
+}

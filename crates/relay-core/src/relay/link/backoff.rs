@@ -53,7 +53,8 @@ impl FlapBackoff {
             .last_up
             .is_some_and(|t| now.saturating_duration_since(t) < ac.flap_within);
         if flapped && lighter {
-            self.extra = (self.extra * 2).clamp(ac.backoff_min, ac.backoff_max);
+            // max then min, not clamp: a config with min over max must not panic.
+            self.extra = (self.extra * 2).max(ac.backoff_min).min(ac.backoff_max);
         }
     }
 

@@ -3,7 +3,7 @@
 //! which lesson and who teaches it.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::codec::{self, Codec};
 use crate::ids::{Mid, PeerId, Rid};
@@ -15,6 +15,8 @@ mod choose;
 mod io;
 mod link;
 mod stats;
+#[cfg(test)]
+mod timing_tests;
 
 use choose::{bind_slots, choose_layers, deferred_keyframes, request_keyframe, Effects};
 pub use io::{Forward, Input, Kind, Output, PublishedTrack, RelayConfig, RtpIn, SlotSpec};
@@ -111,6 +113,8 @@ pub struct Relay {
     fx: Effects,
     /// The link policy's next tick, while [`Relay::ticking`].
     next_tick: Instant,
+    /// Ticks fall on `origin + k × tick`, whenever the clock (re)starts.
+    origin: Instant,
     /// Some lesson has a teacher and classrooms: the link policy's clock runs.
     ticking: bool,
     warm: WarmTable,
@@ -126,6 +130,7 @@ impl Relay {
             peer_lesson: HashMap::new(),
             fx: Effects::default(),
             next_tick,
+            origin: now,
             ticking: false,
             warm: WarmTable::default(),
         }
@@ -234,7 +239,12 @@ impl Relay {
             .values()
             .any(|l| l.publisher.is_some() && !l.subscribers.is_empty());
         if ticking && !self.ticking && self.next_tick <= now {
-            self.next_tick = now + self.cfg.tick;
+            // Back on the same beat as before it stopped: when the policy runs
+            // relative to the teacher's frames should not depend on when a lesson
+            // began.
+            let tick = self.cfg.tick.as_nanos().max(1);
+            let k = now.saturating_duration_since(self.origin).as_nanos() / tick + 1;
+            self.next_tick = self.origin + Duration::from_nanos((k * tick) as u64);
         }
         self.ticking = ticking;
     }

@@ -85,12 +85,19 @@ impl Shared {
         self.warm.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Fold what `edge` observed into the shared table, and write the file if the
-    /// table changed.
-    fn save_warm(&self, edge: &mut Edge) {
+    /// Fold what `edge` observed into the shared table, which new classrooms on any
+    /// worker start from.
+    fn fold_warm(&self, edge: &mut Edge) {
         let updates = edge.warm_mut().take_updates();
+        if !updates.is_empty() {
+            self.warm().merge(updates);
+        }
+    }
+
+    /// [`Shared::fold_warm`], then write the file if the table changed.
+    fn save_warm(&self, edge: &mut Edge) {
+        self.fold_warm(edge);
         let mut warm = self.warm();
-        warm.merge(updates);
         let Some(path) = &self.state_file else { return };
         if warm.take_changed() {
             if let Err(e) = crate::state::save(path, &warm) {
@@ -191,7 +198,12 @@ impl Worker {
                 next_save = now + SAVE_EVERY;
                 self.shared.save_warm(&mut self.edge);
             }
-            for peer in self.edge.poll_ended() {
+            let ended = self.edge.poll_ended();
+            if !ended.is_empty() {
+                // A classroom that leaves has said what its link sustained.
+                self.shared.fold_warm(&mut self.edge);
+            }
+            for peer in ended {
                 placement::lock(&self.shared.placement).ended(peer);
                 let _ = self.shared.ended.send(peer);
             }

@@ -401,7 +401,11 @@ fn main() {
             s.rss_kb_per_classroom,
             s.audio_loss_pct
         );
-        let busiest = s.worker_cpu_cores.iter().copied().fold(0.0, f64::max);
+        // A build without named media workers (BENCH_RELAY_BIN): the whole relay.
+        let busiest = match s.worker_cpu_cores.len() {
+            0 => s.relay_cpu_cores,
+            _ => s.worker_cpu_cores.iter().copied().fold(0.0, f64::max),
+        };
         let saturated = busiest > 0.9 || s.generator_cpu_cores > cores as f64 - 1.1;
         out.steps.push(s);
         if saturated {

@@ -57,6 +57,7 @@ pub struct Server {
     /// Media worker threads, each with its own UDP port and its own lessons (a
     /// lesson's sessions share one worker). Null or absent: one per CPU core.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 256))]
     pub workers: Option<usize>,
     /// IP addresses offered to browsers as ICE candidates. Empty: the UDP listener's
     /// own address (which must then not be 0.0.0.0 or ::).

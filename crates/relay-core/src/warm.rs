@@ -6,7 +6,7 @@
 //! bad minute does not decide the next lesson. A school never seen starts at the
 //! configured default and probes up.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Estimates from the first seconds of a classroom are not remembered.
@@ -17,13 +17,18 @@ const ALPHA: f64 = 0.05;
 /// day and starting too high costs a freeze, starting a bit low only a few seconds.
 pub const START_FRACTION: f64 = 0.8;
 
+/// Observations kept for [`WarmTable::take_observations`] between two calls (a
+/// worker hands them on at least every 30 s; a few per second per classroom).
+const MAX_PENDING: usize = 100_000;
+
 /// Remembered sustained estimate per school (bit/s per classroom).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct WarmTable {
     schools: BTreeMap<String, u64>,
     changed: bool,
-    /// Schools observed since the last [`WarmTable::take_updates`].
-    updated: BTreeSet<String>,
+    /// Estimates observed since the last [`WarmTable::take_observations`], in order
+    /// (at most [`MAX_PENDING`]).
+    observed: Vec<(String, u64)>,
 }
 
 impl WarmTable {
@@ -31,7 +36,7 @@ impl WarmTable {
         WarmTable {
             schools: entries.into_iter().collect(),
             changed: false,
-            updated: BTreeSet::new(),
+            observed: Vec::new(),
         }
     }
 
@@ -43,24 +48,16 @@ impl WarmTable {
         };
         self.schools.insert(school.to_string(), v);
         self.changed = true;
-        self.updated.insert(school.to_string());
-    }
-
-    /// What was observed here since the last call, to fold into another table
-    /// (each media worker observes its own lessons; one table is saved).
-    pub fn take_updates(&mut self) -> Vec<(String, u64)> {
-        std::mem::take(&mut self.updated)
-            .into_iter()
-            .filter_map(|k| self.schools.get(&k).map(|v| (k, *v)))
-            .collect()
-    }
-
-    /// Take another table's updates (see [`WarmTable::take_updates`]) as they are.
-    pub fn merge(&mut self, updates: Vec<(String, u64)>) {
-        for (k, v) in updates {
-            self.schools.insert(k, v);
-            self.changed = true;
+        if self.observed.len() < MAX_PENDING {
+            self.observed.push((school.to_string(), bps));
         }
+    }
+
+    /// The estimates observed here since the last call, in order, to observe again
+    /// on another table: each media worker observes its own lessons, and one shared
+    /// table, which every worker's observations reach, is saved.
+    pub fn take_observations(&mut self) -> Vec<(String, u64)> {
+        std::mem::take(&mut self.observed)
     }
 
     /// Where a new classroom of `school` should start, if the school is known.
@@ -101,15 +98,15 @@ mod tests {
         assert!(w.start_for("a").unwrap() < 600_000);
         assert!(w.take_changed());
         assert!(!w.take_changed());
-        assert_eq!(
-            w.take_updates(),
-            vec![("a".to_string(), w.entries().next().unwrap().1)]
-        );
-        assert!(w.take_updates().is_empty(), "taken already");
-        let mut other = WarmTable::default();
-        other.merge(vec![("a".into(), 5)]);
-        assert!(other.take_changed());
-        assert_eq!(other.start_for("a"), Some(4));
+        // Another table observing the same estimates in the same order ends the same.
+        let seen = w.take_observations();
+        assert_eq!(seen.len(), 202);
+        assert!(w.take_observations().is_empty(), "taken already");
+        let mut shared = WarmTable::default();
+        for (k, v) in seen {
+            shared.observe(&k, v);
+        }
+        assert_eq!(shared.start_for("a"), w.start_for("a"));
         let again = WarmTable::from_entries(w.entries().map(|(k, v)| (k.to_string(), v)));
         assert_eq!(again.start_for("a"), w.start_for("a"));
     }

@@ -113,7 +113,8 @@ pub struct Relay {
     fx: Effects,
     /// The link policy's next tick, while [`Relay::ticking`].
     next_tick: Instant,
-    /// Ticks fall on `origin + k × tick`, whenever the clock (re)starts.
+    /// When the clock starts again, its first tick falls on `origin + k × tick`
+    /// (each later one a `tick` after the one before was handled).
     origin: Instant,
     /// Some lesson has a teacher and classrooms: the link policy's clock runs.
     ticking: bool,

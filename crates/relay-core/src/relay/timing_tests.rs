@@ -1,5 +1,5 @@
-//! The core's clock: no timer while no lesson needs one, the policy tick on a fixed
-//! beat while one does.
+//! The core's clock: no timer while no lesson needs one, the policy tick while one
+//! does, restarting on the beat it had.
 
 use std::time::{Duration, Instant};
 

@@ -95,6 +95,7 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
         placement: Arc::new(Mutex::new(Placement::new(n))),
         warm: Mutex::new(warm.clone()),
         state_file: cfg.state_file.clone(),
+        saving: Mutex::new(()),
         ended: ended_tx,
     });
     let (running_tx, running) = watch::channel(true);

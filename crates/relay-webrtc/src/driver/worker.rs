@@ -1,8 +1,9 @@
 //! One media worker: a thread with its own single-threaded runtime, UDP sockets,
 //! clock and [`Edge`] (str0m sessions and its own relay core for the lessons placed
 //! on it). It never waits on anything but its sockets, its timer and its command
-//! channel, and never blocks on one socket: what a full socket refuses waits in a
-//! bounded queue while everything else goes on.
+//! channel, and never waits on a full socket: what one refuses waits, in order, in a
+//! bounded queue (one per worker, behind which the worker's other sends also wait)
+//! while reading, timers and commands go on.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
@@ -77,6 +78,8 @@ pub(super) struct Shared {
     pub(super) placement: Arc<Mutex<Placement>>,
     pub(super) warm: Mutex<WarmTable>,
     pub(super) state_file: Option<PathBuf>,
+    /// Held while the state file is written.
+    pub(super) saving: Mutex<()>,
     pub(super) ended: mpsc::UnboundedSender<PeerId>,
 }
 
@@ -88,19 +91,28 @@ impl Shared {
     /// Fold what `edge` observed into the shared table, which new classrooms on any
     /// worker start from.
     fn fold_warm(&self, edge: &mut Edge) {
-        let updates = edge.warm_mut().take_updates();
-        if !updates.is_empty() {
-            self.warm().merge(updates);
+        let seen = edge.warm_mut().take_observations();
+        if !seen.is_empty() {
+            let mut warm = self.warm();
+            for (school, bps) in seen {
+                warm.observe(&school, bps);
+            }
         }
     }
 
-    /// [`Shared::fold_warm`], then write the file if the table changed.
+    /// [`Shared::fold_warm`], then write the file if the table changed (from a
+    /// copy: new classrooms read the table meanwhile).
     fn save_warm(&self, edge: &mut Edge) {
         self.fold_warm(edge);
-        let mut warm = self.warm();
         let Some(path) = &self.state_file else { return };
-        if warm.take_changed() {
-            if let Err(e) = crate::state::save(path, &warm) {
+        let changed = {
+            let mut warm = self.warm();
+            warm.take_changed().then(|| warm.clone())
+        };
+        if let Some(table) = changed {
+            // Two workers saving at once must not interleave their writes.
+            let _one_writer = self.saving.lock().unwrap_or_else(|e| e.into_inner());
+            if let Err(e) = crate::state::save(path, &table) {
                 warn!("warm start: {e}");
             }
         }
@@ -142,12 +154,21 @@ impl Worker {
     pub(super) async fn run(mut self) {
         let mut buf = vec![0u8; 2000];
         let mut next_save = Instant::now() + SAVE_EVERY;
+        let mut first = 0;
         loop {
             let deadline = self.edge.next_timeout(Instant::now());
             let sleep = tokio::time::sleep_until(deadline.into());
             tokio::pin!(sleep);
             let (rx, socks, pending) = (&mut self.rx, &self.socks, &self.pending);
+            // Sockets are polled from a rotating start, so that a busy one cannot
+            // starve the others.
+            first = (first + 1) % socks.len().max(1);
             let wake = poll_fn(|cx| {
+                // A due timer first: under a steady stream of datagrams str0m's timers
+                // (retransmissions, reports, connect timeouts) must still run.
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
+                }
                 if let Poll::Ready(c) = rx.poll_recv(cx) {
                     return Poll::Ready(Wake::Command(c));
                 }
@@ -156,7 +177,8 @@ impl Worker {
                         return Poll::Ready(Wake::Writable);
                     }
                 }
-                for (i, s) in socks.iter().enumerate() {
+                for i in (0..socks.len()).map(|k| (first + k) % socks.len()) {
+                    let s = &socks[i];
                     let mut rb = ReadBuf::new(&mut buf);
                     if let Poll::Ready(r) = s.socket.poll_recv_from(cx, &mut rb) {
                         match r {
@@ -167,9 +189,6 @@ impl Worker {
                             Err(_) => continue,
                         }
                     }
-                }
-                if sleep.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Timer);
                 }
                 Poll::Pending
             })
@@ -225,7 +244,9 @@ impl Worker {
                 .try_send_to(&d.contents, d.destination)
             {
                 Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return,
+                // Still full: what the edge made since queues behind (or is dropped
+                // past the cap) in the loop below.
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 Err(e) => debug!(dest = %d.destination, "UDP send failed: {e}"),
             }
             if let Some((_, d)) = self.pending.pop_front() {

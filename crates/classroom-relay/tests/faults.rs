@@ -317,7 +317,7 @@ fn relay_killed_and_started_again_pages_come_back_within_5_s_warm() {
         assert!(c["picture_again_ms"].as_u64().unwrap() <= 5000, "{result}");
     }
     // The warm start, as /api/lessons shows it. A classroom of each school joins a
-    // lesson without a teacher (nothing there moves its estimate), before the relay
+    // lesson without a teacher (no media to move its estimate), before the relay
     // has any state and after the restart: after, the relay starts it where the
     // state file says (80 % of what the school sustained, at least 150 kbit/s);
     // before, at the default for a school never seen, 500 kbit/s.
@@ -337,12 +337,15 @@ fn relay_killed_and_started_again_pages_come_back_within_5_s_warm() {
             figures("start_after_restart_kbps"),
         );
         println!("{s}: remembered {kept} bit/s, so starts at {start} kbit/s; the relay's estimate for a new classroom before any state {cold:?}, after the restart {warm:?}");
-        assert!(cold.iter().all(|&k| k == 500), "{s}: {result}");
+        assert_eq!(cold.first(), Some(&500), "{s}: {result}");
         if start.abs_diff(500) <= 1 + start / 50 {
             println!("{s}: it remembered about what a new school starts at: this school cannot show the warm start in this run");
         }
+        // The first reading is the start; later ones are str0m's estimator at work
+        // (in one run of five it fell from 1097 to 40 kbit/s within 300 ms while
+        // only RTCP flowed), which says nothing of where the relay started it.
         assert!(
-            warm.iter().all(|&k| k.abs_diff(start) <= 1 + start / 50),
+            warm.first().is_some_and(|&k| k.abs_diff(start) <= 1 + start / 50),
             "{s} starts at {warm:?} kbit/s after the restart, the state file says {start}: {result}"
         );
     }

@@ -164,11 +164,6 @@ impl Worker {
             // starve the others.
             first = (first + 1) % socks.len().max(1);
             let wake = poll_fn(|cx| {
-                // A due timer first: under a steady stream of datagrams str0m's timers
-                // (retransmissions, reports, connect timeouts) must still run.
-                if sleep.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Wake::Timer);
-                }
                 if let Poll::Ready(c) = rx.poll_recv(cx) {
                     return Poll::Ready(Wake::Command(c));
                 }
@@ -189,6 +184,11 @@ impl Worker {
                             Err(_) => continue,
                         }
                     }
+                }
+                // Timers when no datagram waits: reading first keeps the receive
+                // times str0m reports in its feedback (TWCC) true to the network.
+                if sleep.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Wake::Timer);
                 }
                 Poll::Pending
             })

@@ -335,15 +335,10 @@ impl Relay {
     }
 
     fn link_estimate(&mut self, now: Instant, peer: PeerId, bps: u64) {
-        let Some(name) = self.peer_lesson.get(&peer) else {
+        let Some((l, i)) = find_subscriber(&self.peer_lesson, &mut self.lessons, peer) else {
             return;
         };
-        let Some(l) = self.lessons.get_mut(name) else {
-            return;
-        };
-        let Some(s) = l.subscribers.iter_mut().find(|s| s.peer == peer) else {
-            return;
-        };
+        let s = &mut l.subscribers[i];
         let first = s.link.estimate.replace(bps).is_none();
         if now.saturating_duration_since(s.joined) >= crate::warm::RAMP {
             self.warm.observe(&s.school, bps);

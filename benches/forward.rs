@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use relay_core::{
+    Audience,
     AdaptConfig, Codec, Input, Kind, LayerPref, Mid, Output, PeerId, PublishedTrack, Relay,
     RelayConfig, Rid, RtpIn, SlotSpec,
 };
@@ -79,6 +80,7 @@ impl Lesson {
                 }],
                 layer: Some(LayerPref::Medium),
                 start_bps: None,
+                audience: Audience::Classroom,
             });
         }
         let mut l = Lesson {

@@ -13,7 +13,10 @@
 //! - After each input, drain [`Relay::poll_output`] until it returns
 //!   [`Output::Timeout`]; call `handle_input(Input::Timeout(t))` no later than that
 //!   time. Other outputs are packets to forward ([`Output::Forward`]), keyframe
-//!   requests for the teacher ([`Output::RequestKeyframe`]) and sessions to close.
+//!   requests for the teacher ([`Output::RequestKeyframe`]), sessions to close and
+//!   floor changes to announce ([`Output::Floor`]).
+//! - The floor (who may speak to the whole lesson) is changed with
+//!   [`Relay::floor`], which answers at once with the new state or a refusal.
 //! - Peer ids are chosen by the edge and never reused.
 //!
 //! # Policy in brief
@@ -44,8 +47,8 @@ pub use ids::{Mid, PeerId, Rid, Tag};
 pub use keyframe::KeyframeThrottle;
 pub use layers::{LayerPref, RateMeter, PACKET_OVERHEAD_BYTES};
 pub use relay::{
-    Forward, Input, Kind, LessonStats, Output, PublishedTrack, Relay, RelayConfig, RtpIn, SlotSpec,
-    SubscriberStats, Totals,
+    Audience, FloorChange, FloorError, FloorState, Forward, Input, Kind, LessonStats, Output,
+    PublishedTrack, Relay, RelayConfig, RtpIn, SlotSpec, SubscriberStats, TalkerStats, Totals,
 };
 pub use rewrite::{Rewriter, Rewritten, SourcePacket};
 pub use warm::WarmTable;

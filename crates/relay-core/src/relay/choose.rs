@@ -4,7 +4,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::link::{adapt_subscriber, LessonPlan};
-use super::{Kind, Lesson, Output, RelayConfig, Slot, Source, Totals, Track};
+use super::{Audience, Kind, Lesson, Output, RelayConfig, Slot, Source, Totals, Track};
 use crate::ids::PeerId;
 
 /// What the core has to say to the edge, and the counters that go with it: one
@@ -22,14 +22,30 @@ pub(super) struct Effects {
 /// what each classroom's link carries, and ask for the keyframes that switches and
 /// joins need.
 pub(super) fn choose_layers(cfg: &RelayConfig, l: &mut Lesson, now: Instant, fx: &mut Effects) {
-    let plan = l
+    let mut plan = l
         .publisher
         .as_ref()
         .map(|p| LessonPlan::new(p, now, cfg))
         .unwrap_or_default();
+    // The floor's voice costs every classroom that hears it.
+    plan.floor = l.floor.holder.as_ref().map(|school| {
+        let measured = l
+            .talkers
+            .iter()
+            .filter(|t| &t.school == school)
+            .map(|t| t.meter.wire_bps(now, cfg.layer_idle))
+            .max()
+            .unwrap_or(0);
+        let bps = if measured == 0 {
+            cfg.adapt.assumed_audio_bps
+        } else {
+            measured
+        };
+        (school.clone(), bps)
+    });
     // One budget per school link: its classrooms share one bottleneck.
     let mut schools: HashMap<&str, (u64, u64)> = HashMap::new();
-    for s in &l.subscribers {
+    for s in l.subscribers.iter().filter(|s| s.audience == Audience::Classroom) {
         if let Some(e) = s.link.estimate {
             let v = schools.entry(s.school.as_str()).or_default();
             v.0 += e;
@@ -42,6 +58,10 @@ pub(super) fn choose_layers(cfg: &RelayConfig, l: &mut Lesson, now: Instant, fx:
         .collect();
     let mut requests: Vec<Source> = Vec::new();
     for s in &mut l.subscribers {
+        // The teacher's hearing session carries voice only: nothing to choose.
+        if s.audience == Audience::Teacher {
+            continue;
+        }
         let fair = share.get(&s.school).copied();
         adapt_subscriber(s, &plan, fair, now, cfg, &mut fx.out, &mut fx.totals);
         for slot in &mut s.slots {
@@ -145,7 +165,10 @@ pub(super) fn deferred_keyframes(
 pub(super) fn bind_slots(slots: &mut [Slot], publisher: PeerId, tracks: &[Track]) {
     for kind in [Kind::Audio, Kind::Video] {
         let mut sources = tracks.iter().filter(|t| t.kind == kind);
-        for slot in slots.iter_mut().filter(|s| s.spec.kind == kind) {
+        for slot in slots
+            .iter_mut()
+            .filter(|s| s.spec.kind == kind && !s.class_feed)
+        {
             slot.bound = sources.next().map(|t| (publisher, t.mid));
             slot.waiting = None;
         }

@@ -67,6 +67,49 @@ pub struct SlotSpec {
     pub redundant: bool,
 }
 
+/// Who a watch session is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Audience {
+    /// A classroom: the teacher's tracks on its first m-lines of each kind, and the
+    /// floor's voice on a second audio m-line when it has one.
+    #[default]
+    Classroom,
+    /// The teacher's own hearing session: the floor's voice on its first audio
+    /// m-line, nothing of the teacher's.
+    Teacher,
+}
+
+/// A change to a lesson's floor (who may speak to everyone), asked for over HTTP.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FloorChange {
+    /// A classroom raises or lowers its hand; lowering it while holding the floor
+    /// hands the floor back.
+    Hand { school: String, raised: bool },
+    /// The teacher gives the floor to a school, or takes it back (`None`).
+    Give(Option<String>),
+    /// Open floor: a raised hand gets the floor at once.
+    Open(bool),
+}
+
+/// Who holds a lesson's floor, whether it is open, and whose hands are up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FloorState {
+    pub holder: Option<String>,
+    pub open: bool,
+    /// Schools with a raised hand, in the order they raised it.
+    pub hands: Vec<String>,
+}
+
+/// Why a floor change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum FloorError {
+    #[error("nobody is in lesson {0:?} (no teacher or classroom session)")]
+    NoLesson(String),
+    #[error("school {school:?} has no session in lesson {lesson:?}: it must watch or talk first")]
+    NotInLesson { lesson: String, school: String },
+}
+
 /// One RTP packet from a teacher.
 #[derive(Debug, Clone)]
 pub struct RtpIn {
@@ -109,10 +152,20 @@ pub enum Input {
         /// school sustained before), taken as its first estimate; `None` without
         /// adaptation.
         start_bps: Option<u64>,
+        audience: Audience,
+    },
+    /// A classroom's talk-back session is up (its microphone): forwarded to the
+    /// teacher and the other classrooms only while its school holds the floor.
+    TalkerJoined {
+        now: Instant,
+        lesson: String,
+        peer: PeerId,
+        school: String,
+        tracks: Vec<PublishedTrack>,
     },
     /// A session ended (DELETE, ICE timeout, error).
     PeerLeft { now: Instant, peer: PeerId },
-    /// Media from a teacher.
+    /// Media from a teacher or a talking classroom.
     Packet {
         now: Instant,
         peer: PeerId,
@@ -194,6 +247,8 @@ pub enum Output {
         peer: PeerId,
         from_bps: u64,
     },
+    /// A lesson's floor changed (a hand, a grant, open floor, a school that left).
+    Floor { lesson: String, floor: FloorState },
     /// Nothing more to do now; call `handle_input(Input::Timeout)` at this time
     /// (the same as [`crate::Relay::poll_timeout`]); `None`: nothing waits on time.
     Timeout(Option<Instant>),

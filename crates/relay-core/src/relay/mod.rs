@@ -15,13 +15,18 @@ mod choose;
 mod io;
 mod link;
 mod stats;
+mod talk;
 #[cfg(test)]
 mod timing_tests;
 
 use choose::{bind_slots, choose_layers, deferred_keyframes, request_keyframe, Effects};
-pub use io::{Forward, Input, Kind, Output, PublishedTrack, RelayConfig, RtpIn, SlotSpec};
+pub use io::{
+    Audience, FloorChange, FloorError, FloorState, Forward, Input, Kind, Output, PublishedTrack,
+    RelayConfig, RtpIn, SlotSpec,
+};
 use link::LinkState;
-pub use stats::{LessonStats, SubscriberStats, Totals};
+pub use stats::{LessonStats, SubscriberStats, TalkerStats, Totals};
+use talk::{talk_packet, Talker};
 
 #[derive(Debug)]
 struct Track {
@@ -73,6 +78,8 @@ struct Slot {
     switches: u64,
     /// Video held back because the link cannot carry even the lowest layer.
     paused: bool,
+    /// Fed from the classrooms (the floor's voice), never bound to the teacher.
+    class_feed: bool,
 }
 
 impl Slot {
@@ -89,6 +96,7 @@ impl Slot {
 struct Subscriber {
     peer: PeerId,
     school: String,
+    audience: Audience,
     layer: LayerPref,
     slots: Vec<Slot>,
     sent: RateMeter,
@@ -102,6 +110,9 @@ struct Subscriber {
 struct Lesson {
     publisher: Option<Publisher>,
     subscribers: Vec<Subscriber>,
+    /// Classrooms' talk-back sessions.
+    talkers: Vec<Talker>,
+    floor: FloorState,
 }
 
 /// The sans-IO relay. See the crate docs for the contract.
@@ -173,15 +184,24 @@ impl Relay {
                 slots,
                 layer,
                 start_bps,
+                audience,
             } => {
                 let joined = Joining {
                     school,
                     slots,
                     layer,
                     start_bps,
+                    audience,
                 };
                 self.subscriber_joined(now, lesson, peer, joined)
             }
+            Input::TalkerJoined {
+                now,
+                lesson,
+                peer,
+                school,
+                tracks,
+            } => self.talker_joined(now, lesson, peer, school, tracks),
             Input::PeerLeft { now, peer } => self.peer_left(now, peer),
             Input::Packet { now, peer, rtp } => self.packet(now, peer, rtp),
             Input::KeyframeRequest { now, peer, mid } => self.subscriber_pli(now, peer, mid),
@@ -295,18 +315,31 @@ impl Relay {
     fn subscriber_joined(&mut self, now: Instant, lesson: String, peer: PeerId, j: Joining) {
         self.peer_lesson.insert(peer, lesson.clone());
         let l = self.lessons.entry(lesson).or_default();
+        let mut audio_n = 0;
         let mut slots: Vec<Slot> = j
             .slots
             .into_iter()
-            .map(|spec| Slot {
-                spec,
-                bound: None,
-                target: None,
-                current: None,
-                rewriter: None,
-                waiting: None,
-                switches: 0,
-                paused: false,
+            .map(|spec| {
+                // A classroom hears the floor on its second audio m-line; the
+                // teacher's hearing session on every m-line.
+                let class_feed = match j.audience {
+                    Audience::Teacher => true,
+                    Audience::Classroom => spec.kind == Kind::Audio && {
+                        audio_n += 1;
+                        audio_n == 2
+                    },
+                };
+                Slot {
+                    spec,
+                    bound: None,
+                    target: None,
+                    current: None,
+                    rewriter: None,
+                    waiting: None,
+                    switches: 0,
+                    paused: false,
+                    class_feed,
+                }
             })
             .collect();
         if let Some(p) = &l.publisher {
@@ -315,6 +348,7 @@ impl Relay {
         l.subscribers.push(Subscriber {
             peer,
             school: j.school,
+            audience: j.audience,
             layer: j.layer.unwrap_or(self.cfg.default_layer),
             slots,
             sent: RateMeter::default(),
@@ -368,9 +402,23 @@ impl Relay {
                 }
             }
         }
+        let school = l
+            .subscribers
+            .iter()
+            .find(|s| s.peer == peer && s.audience == Audience::Classroom)
+            .map(|s| s.school.clone())
+            .or_else(|| {
+                l.talkers
+                    .iter()
+                    .find(|t| t.peer == peer)
+                    .map(|t| t.school.clone())
+            });
         l.subscribers.retain(|s| s.peer != peer);
-        if l.publisher.is_none() && l.subscribers.is_empty() {
+        l.talkers.retain(|t| t.peer != peer);
+        if l.publisher.is_none() && l.subscribers.is_empty() && l.talkers.is_empty() {
             self.lessons.remove(&name);
+        } else if let Some(school) = school {
+            self.school_may_have_left(now, &name, &school);
         }
         self.membership_changed(now);
     }
@@ -385,6 +433,7 @@ impl Relay {
             return;
         };
         let Some(p) = l.publisher.as_mut().filter(|p| p.peer == peer) else {
+            talk_packet(l, now, peer, rtp, &mut self.fx);
             return;
         };
         let Some(track) = p.tracks.iter_mut().find(|t| t.mid == rtp.mid) else {
@@ -535,4 +584,5 @@ struct Joining {
     slots: Vec<SlotSpec>,
     layer: Option<LayerPref>,
     start_bps: Option<u64>,
+    audience: Audience,
 }

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::Relay;
+use super::{Audience, FloorState, Relay};
 use crate::ids::{Mid, PeerId, Rid};
 
 /// Counters since start.
@@ -16,6 +16,8 @@ pub struct Totals {
     pub layer_switches: u64,
     /// Times a classroom's video track was paused for a thin link.
     pub video_pauses: u64,
+    /// Talk-back packets dropped because their school did not hold the floor.
+    pub talk_dropped: u64,
 }
 
 /// A snapshot of one classroom, for metrics and the operator page.
@@ -23,6 +25,8 @@ pub struct Totals {
 pub struct SubscriberStats {
     pub peer: PeerId,
     pub school: String,
+    /// A classroom, or the teacher's hearing session.
+    pub audience: Audience,
     pub bitrate_bps: u64,
     pub packets: u64,
     pub bytes: u64,
@@ -55,6 +59,20 @@ pub struct LessonStats {
     /// Per teacher track: mid and per layer (rid, bit/s).
     pub tracks: Vec<(Mid, LayerRates)>,
     pub subscribers: Vec<SubscriberStats>,
+    /// Classrooms' talk-back sessions.
+    pub talkers: Vec<TalkerStats>,
+    pub floor: FloorState,
+}
+
+/// A snapshot of one classroom's talk-back session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TalkerStats {
+    pub peer: PeerId,
+    pub school: String,
+    /// Its voice now, floor or not (bit/s).
+    pub bitrate_bps: u64,
+    /// Packets dropped because its school did not hold the floor.
+    pub dropped: u64,
 }
 
 impl Relay {
@@ -87,6 +105,7 @@ impl Relay {
                     .map(|s| SubscriberStats {
                         peer: s.peer,
                         school: s.school.clone(),
+                        audience: s.audience,
                         bitrate_bps: s.sent.bps(now, idle),
                         packets: s.sent.total_packets,
                         bytes: s.sent.total_bytes,
@@ -105,6 +124,17 @@ impl Relay {
                         picture_losses: s.picture_losses,
                     })
                     .collect(),
+                talkers: l
+                    .talkers
+                    .iter()
+                    .map(|t| TalkerStats {
+                        peer: t.peer,
+                        school: t.school.clone(),
+                        bitrate_bps: t.meter.bps(now, idle),
+                        dropped: t.dropped,
+                    })
+                    .collect(),
+                floor: l.floor.clone(),
             })
             .collect();
         v.sort_by(|a, b| a.lesson.cmp(&b.lesson));

@@ -32,6 +32,7 @@ fn classroom(now: Instant, peer: u64) -> Input {
         }],
         layer: None,
         start_bps: None,
+        audience: Audience::Classroom,
     }
 }
 

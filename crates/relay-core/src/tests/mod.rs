@@ -133,6 +133,7 @@ struct World {
     closed: Vec<PeerId>,
     bwe: HashMap<PeerId, (u64, u64)>,
     reprobes: Vec<(Instant, PeerId, u64)>,
+    floors: Vec<(String, FloorState)>,
 }
 
 impl World {
@@ -148,6 +149,7 @@ impl World {
             closed: vec![],
             bwe: HashMap::new(),
             reprobes: vec![],
+            floors: vec![],
         };
         w.input(Input::PublisherJoined {
             now: t0,
@@ -184,6 +186,7 @@ impl World {
             ],
             layer,
             start_bps: None,
+            audience: Audience::Classroom,
         });
     }
 
@@ -208,6 +211,7 @@ impl World {
                 Output::BweReprobe { peer, from_bps } => {
                     self.reprobes.push((self.now, peer, from_bps))
                 }
+                Output::Floor { lesson, floor } => self.floors.push((lesson, floor)),
             }
         }
     }
@@ -534,3 +538,4 @@ fn same_inputs_same_outputs() {
 }
 
 mod adapt;
+mod floor;

@@ -12,20 +12,28 @@ use crate::layers::ranked_active;
 /// 4 bytes a RED header adds: 56 bytes at 50 voice packets a second.
 const RED_SAVED_BPS: u64 = 56 * 8 * 50;
 
-/// What the teacher's voice costs on this classroom's link: with RED each packet
+/// What voice costs on this classroom's link: the teacher's, and the floor's while
+/// another school holds it and the classroom hears it. With RED each packet
 /// carries its payload twice (see `crate::red`), under one packet's overhead.
 pub(super) fn voice_cost(s: &Subscriber, plan: &LessonPlan) -> u64 {
-    let red = s
-        .slots
-        .iter()
-        .any(|slot| slot.spec.kind == Kind::Audio && slot.spec.redundant);
-    if red {
-        (2 * plan.audio_bps)
-            .saturating_sub(RED_SAVED_BPS)
-            .max(plan.audio_bps)
-    } else {
-        plan.audio_bps
-    }
+    let cost = |bps: u64, red: bool| {
+        if red {
+            (2 * bps).saturating_sub(RED_SAVED_BPS).max(bps)
+        } else {
+            bps
+        }
+    };
+    let audio = |feed: bool| {
+        s.slots
+            .iter()
+            .filter(move |sl| sl.spec.kind == Kind::Audio && sl.class_feed == feed)
+    };
+    let teacher = cost(plan.audio_bps, audio(false).any(|sl| sl.spec.redundant));
+    let floor = match (&plan.floor, audio(true).next()) {
+        (Some((school, bps)), Some(slot)) if *school != s.school => cost(*bps, slot.spec.redundant),
+        _ => 0,
+    };
+    teacher + floor
 }
 
 /// One teacher track as layer choice sees it at one moment.
@@ -43,6 +51,8 @@ pub(in crate::relay) struct TrackPlan {
 pub(in crate::relay) struct LessonPlan {
     pub(in crate::relay) tracks: Vec<TrackPlan>,
     pub(in crate::relay) audio_bps: u64,
+    /// The school holding the floor and what its voice arrives at.
+    pub(in crate::relay) floor: Option<(String, u64)>,
 }
 
 impl LessonPlan {
@@ -105,6 +115,7 @@ impl LessonPlan {
             } else {
                 audio_bps
             },
+            floor: None,
         }
     }
 }

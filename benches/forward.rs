@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use relay_core::{
-    Audience,
-    AdaptConfig, Codec, Input, Kind, LayerPref, Mid, Output, PeerId, PublishedTrack, Relay,
-    RelayConfig, Rid, RtpIn, SlotSpec,
+    AdaptConfig, Audience, Codec, Input, Kind, LayerPref, Mid, Output, PeerId, PublishedTrack,
+    Relay, RelayConfig, Rid, RtpIn, SlotSpec,
 };
 
 const RIDS: [&str; 3] = ["q", "h", "f"];

@@ -78,7 +78,7 @@ pub fn token(data: &[u8]) {
     for (i, header) in headers.iter().enumerate() {
         let role = [TokenRole::Teacher, TokenRole::Classroom][(n + i) % 2];
         let list = [None, Some(&allowed[..])][(n / 2 + i) % 2];
-        match authorize(SECRET, Some(header), lesson, role, list, NOW) {
+        match authorize(SECRET, Some(header), lesson, &[role], list, NOW) {
             Ok(c) => {
                 assert_eq!(Ok(&c), verified.as_ref(), "authorize disagrees with verify");
                 assert_eq!((c.lesson.as_str(), c.role), (lesson, role));

@@ -9,6 +9,7 @@
 mod duration;
 mod limits;
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
@@ -124,6 +125,11 @@ pub struct Lessons {
     /// School ids for the printed demo classroom URLs.
     #[serde(default = "default_demo_schools")]
     pub demo_schools: Vec<String>,
+    /// Names the teacher page shows for school ids (the tokens' `school`), for
+    /// example `{"school-1": "Karaoy village school"}`; a school without one shows
+    /// its id.
+    #[serde(default)]
+    pub school_names: BTreeMap<String, String>,
 }
 
 impl Default for Lessons {
@@ -132,6 +138,7 @@ impl Default for Lessons {
             allowed: None,
             demo: default_demo(),
             demo_schools: default_demo_schools(),
+            school_names: BTreeMap::new(),
         }
     }
 }
@@ -436,6 +443,14 @@ impl Config {
         for (i, s) in self.lessons.demo_schools.iter().enumerate() {
             if let Err(m) = check_name(s) {
                 bad(&format!("lessons.demo_schools[{i}]"), m);
+            }
+        }
+        for (id, name) in &self.lessons.school_names {
+            let field = format!("lessons.school_names.{id}");
+            if let Err(m) = check_name(id) {
+                bad(&field, m);
+            } else if name.trim().is_empty() || name.chars().count() > 100 {
+                bad(&field, "a school's name must be 1 to 100 characters".into());
             }
         }
         if !(100..=10_000).contains(&self.media.keyframe_interval_ms) {

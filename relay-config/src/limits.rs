@@ -27,8 +27,9 @@ pub struct Limits {
     /// New classroom sessions per second of one school; over it: 429.
     #[serde(default = "d_two")]
     pub school_new_per_second: u32,
-    /// Open sessions of one teacher token (a reconnect replaces the old one); over it: 429.
-    #[serde(default = "d_two")]
+    /// Open sessions of one teacher token (publishing and hearing the floor; a
+    /// reconnect replaces the old one); over it: 429.
+    #[serde(default = "d_teacher_sessions")]
     pub teacher_sessions: u32,
     /// New sessions per second of one teacher token; over it: 429.
     #[serde(default = "d_two")]
@@ -53,7 +54,7 @@ impl Default for Limits {
             lessons: d_lessons(),
             school_sessions: d_school_sessions(),
             school_new_per_second: d_two(),
-            teacher_sessions: d_two(),
+            teacher_sessions: d_teacher_sessions(),
             teacher_new_per_second: d_two(),
             address_sessions: d_address_sessions(),
             address_new_per_second: d_address_new(),
@@ -76,6 +77,9 @@ fn d_school_sessions() -> u32 {
 }
 fn d_two() -> u32 {
     2
+}
+fn d_teacher_sessions() -> u32 {
+    4
 }
 fn d_address_sessions() -> u32 {
     64

@@ -302,6 +302,7 @@ async fn run(l: Loaded, state_file: Option<PathBuf>) -> Result<()> {
             allowed_lessons: l.config.lessons.allowed.clone(),
             max_body_bytes: l.config.server.max_body_bytes,
             limits: l.config.limits.clone(),
+            school_names: l.config.lessons.school_names.clone(),
         },
         edge,
     );

@@ -21,12 +21,12 @@ impl ApiError {
     }
 }
 
-/// Check the `Authorization` header for `lesson` and `role`.
+/// Check the `Authorization` header for `lesson` and one of `roles`.
 pub fn authorize(
     secret: &str,
     header: Option<&str>,
     lesson: &str,
-    role: TokenRole,
+    roles: &[TokenRole],
     allowed: Option<&[String]>,
     now_unix: u64,
 ) -> Result<Claims, ApiError> {
@@ -56,14 +56,19 @@ pub fn authorize(
             ),
         ));
     }
-    if claims.role != role {
-        let (have, need) = match role {
-            TokenRole::Teacher => ("classroom", "teacher"),
-            TokenRole::Classroom => ("teacher", "classroom"),
+    if !roles.contains(&claims.role) {
+        let name = |r: &TokenRole| match r {
+            TokenRole::Teacher => "teacher",
+            TokenRole::Classroom => "classroom",
         };
+        let need: Vec<&str> = roles.iter().map(name).collect();
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            format!("this is a {have} token; this endpoint needs a {need} token"),
+            format!(
+                "this is a {} token; this endpoint needs a {} token",
+                name(&claims.role),
+                need.join(" or ")
+            ),
         ));
     }
     if let Some(list) = allowed {
@@ -126,10 +131,10 @@ mod tests {
     #[test]
     fn statuses() {
         let ok = tok("math", TokenRole::Teacher, 100);
-        assert!(authorize(S, Some(&ok), "math", TokenRole::Teacher, None, 10).is_ok());
+        assert!(authorize(S, Some(&ok), "math", &[TokenRole::Teacher], None, 10).is_ok());
         let st = |r: Result<Claims, ApiError>| r.unwrap_err().status;
         assert_eq!(
-            st(authorize(S, None, "math", TokenRole::Teacher, None, 10)),
+            st(authorize(S, None, "math", &[TokenRole::Teacher], None, 10)),
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
@@ -137,7 +142,7 @@ mod tests {
                 S,
                 Some("Basic x"),
                 "math",
-                TokenRole::Teacher,
+                &[TokenRole::Teacher],
                 None,
                 10
             )),
@@ -148,7 +153,7 @@ mod tests {
                 S,
                 Some(&ok),
                 "math",
-                TokenRole::Teacher,
+                &[TokenRole::Teacher],
                 None,
                 100
             )),
@@ -159,14 +164,14 @@ mod tests {
                 "other-secret-012345",
                 Some(&ok),
                 "math",
-                TokenRole::Teacher,
+                &[TokenRole::Teacher],
                 None,
                 1
             )),
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            st(authorize(S, Some(&ok), "bio", TokenRole::Teacher, None, 10)),
+            st(authorize(S, Some(&ok), "bio", &[TokenRole::Teacher], None, 10)),
             StatusCode::FORBIDDEN
         );
         assert_eq!(
@@ -174,7 +179,7 @@ mod tests {
                 S,
                 Some(&ok),
                 "math",
-                TokenRole::Classroom,
+                &[TokenRole::Classroom],
                 None,
                 10
             )),
@@ -186,7 +191,7 @@ mod tests {
                 S,
                 Some(&ok),
                 "math",
-                TokenRole::Teacher,
+                &[TokenRole::Teacher],
                 Some(&allowed),
                 10
             )),

@@ -5,6 +5,8 @@
 //! are plain functions; [`server`] is the thin axum layer.
 
 pub mod api;
+pub mod class_list;
+mod lesson_api;
 pub mod metrics;
 mod pages;
 pub mod schools;

@@ -32,9 +32,33 @@ pub fn render(s: &EdgeStats) -> String {
     );
     gauge(
         "subscribers",
-        "Classroom sessions.",
+        "Watching sessions: classrooms, and teachers hearing the floor.",
         "gauge",
         s.subscribers as u64,
+    );
+    gauge(
+        "talkers",
+        "Classrooms' talk-back (microphone) sessions.",
+        "gauge",
+        s.lessons.iter().map(|l| l.talkers.len() as u64).sum(),
+    );
+    gauge(
+        "floors_held",
+        "Lessons in which a school holds the floor.",
+        "gauge",
+        s.lessons.iter().filter(|l| l.floor.holder.is_some()).count() as u64,
+    );
+    gauge(
+        "hands_raised",
+        "Classrooms' hands up, waiting for the floor.",
+        "gauge",
+        s.lessons.iter().map(|l| l.floor.hands.len() as u64).sum(),
+    );
+    gauge(
+        "talk_dropped_packets_total",
+        "Talk-back voice packets dropped because their school did not hold the floor.",
+        "counter",
+        s.totals.talk_dropped,
     );
     gauge(
         "contained_panics_total",
@@ -300,6 +324,8 @@ mod tests {
         let s = crate::schools::fixture();
         let m = render(&s);
         assert!(m.contains("classroom_relay_lessons 1\n"));
+        assert!(m.contains("classroom_relay_talk_dropped_packets_total 0\n"));
+        assert!(m.contains("classroom_relay_hands_raised 0\n"));
         assert!(m.contains("classroom_relay_packets_forwarded_total 42\n"));
         assert!(
             m.contains("classroom_relay_school_bitrate_bps{lesson=\"math\",school=\"a\"} 1500\n")

@@ -26,7 +26,12 @@ pub struct School {
 pub fn by_school(s: &EdgeStats) -> BTreeMap<(&str, &str), School> {
     let mut schools: BTreeMap<(&str, &str), School> = BTreeMap::new();
     for l in &s.lessons {
-        for sub in &l.subscribers {
+        // The teacher's hearing session is no school's link.
+        for sub in l
+            .subscribers
+            .iter()
+            .filter(|s| s.audience == relay_core::Audience::Classroom)
+        {
             let k = schools.entry((&l.lesson, &sub.school)).or_default();
             k.bitrate += sub.bitrate_bps;
             k.classrooms += 1;
@@ -85,6 +90,7 @@ pub(crate) fn fixture() -> EdgeStats {
     let sub = |peer, school: &str, bps| SubscriberStats {
         peer: PeerId(peer),
         school: school.into(),
+        audience: relay_core::Audience::Classroom,
         bitrate_bps: bps,
         packets: 1,
         bytes: 1,
@@ -97,6 +103,7 @@ pub(crate) fn fixture() -> EdgeStats {
         paused_tracks: 0,
         pauses: 0,
         picture_losses: 2,
+        video: vec![],
     };
     EdgeStats {
         lessons: vec![LessonStats {
@@ -104,6 +111,8 @@ pub(crate) fn fixture() -> EdgeStats {
             publisher: Some(PeerId(1)),
             tracks: vec![],
             subscribers: vec![sub(2, "a", 1000), sub(3, "a", 500), sub(4, "b\"x", 7)],
+            talkers: vec![],
+            floor: Default::default(),
         }],
         totals: Totals {
             packets_forwarded: 42,

@@ -1,5 +1,6 @@
 //! The HTTP server: a thin axum layer over [`crate::api`] and the media edge.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -10,7 +11,7 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use relay_core::LayerPref;
+use relay_core::{Audience, LayerPref};
 use relay_webrtc::Handle;
 use serde::Deserialize;
 use tracing::{info, warn};
@@ -32,22 +33,26 @@ pub struct HttpConfig {
     pub allowed_lessons: Option<Vec<String>>,
     pub max_body_bytes: usize,
     pub limits: relay_config::Limits,
+    /// Display names of school ids, for the class list.
+    pub school_names: BTreeMap<String, String>,
 }
 
-struct AppState {
-    cfg: HttpConfig,
-    edge: Handle,
+pub(crate) struct AppState {
+    pub(crate) cfg: HttpConfig,
+    pub(crate) edge: Handle,
     sessions: Mutex<Sessions>,
     /// The last stats snapshot: status requests within [`STATS_FRESH`] share it, so
     /// a flood of `/metrics` or `/api/lessons` does not load the media thread.
     stats: tokio::sync::Mutex<Option<(Instant, Arc<relay_webrtc::EdgeStats>)>>,
+    /// The class lists' memory: schools seen per lesson, recent lost pictures.
+    pub(crate) classes: Mutex<crate::lesson_api::Classes>,
 }
 
 /// How long a stats snapshot is served again.
 const STATS_FRESH: Duration = Duration::from_millis(250);
 
 impl AppState {
-    async fn stats(&self) -> Result<Arc<relay_webrtc::EdgeStats>, relay_webrtc::EdgeError> {
+    pub(crate) async fn stats(&self) -> Result<Arc<relay_webrtc::EdgeStats>, relay_webrtc::EdgeError> {
         let mut cached = self.stats.lock().await;
         if let Some((at, st)) = cached.as_ref() {
             if at.elapsed() < STATS_FRESH {
@@ -66,7 +71,7 @@ impl AppState {
     }
 }
 
-type Shared = Arc<AppState>;
+pub(crate) type Shared = Arc<AppState>;
 
 /// What the binary controls from outside requests: draining on SIGTERM.
 #[derive(Clone)]
@@ -119,6 +124,7 @@ pub fn router(cfg: HttpConfig, edge: Handle) -> (Router, Control) {
     let state = Arc::new(AppState {
         sessions: Mutex::new(Sessions::new(cfg.limits.clone())),
         stats: tokio::sync::Mutex::new(None),
+        classes: Mutex::new(Default::default()),
         cfg,
         edge,
     });
@@ -146,6 +152,14 @@ pub fn router(cfg: HttpConfig, edge: Handle) -> (Router, Control) {
         .route("/assets/{file}", get(asset))
         .route("/whip/{lesson}", post(whip).options(options_endpoint))
         .route("/whep/{lesson}", post(whep).options(options_endpoint))
+        .route("/talk/{lesson}", post(talk).options(options_endpoint))
+        .route("/api/lessons/{lesson}", get(crate::lesson_api::lesson))
+        .route(
+            "/api/lessons/{lesson}/events",
+            get(crate::lesson_api::events),
+        )
+        .route("/api/lessons/{lesson}/hand", post(crate::lesson_api::hand))
+        .route("/api/lessons/{lesson}/floor", post(crate::lesson_api::floor))
         .route(
             "/whip/{lesson}/{id}",
             axum::routing::delete(delete_resource)
@@ -154,6 +168,12 @@ pub fn router(cfg: HttpConfig, edge: Handle) -> (Router, Control) {
         )
         .route(
             "/whep/{lesson}/{id}",
+            axum::routing::delete(delete_resource)
+                .patch(patch_resource)
+                .options(options_resource),
+        )
+        .route(
+            "/talk/{lesson}/{id}",
             axum::routing::delete(delete_resource)
                 .patch(patch_resource)
                 .options(options_resource),
@@ -283,7 +303,7 @@ fn now_unix() -> u64 {
         .unwrap_or(0)
 }
 
-fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+pub(crate) fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -344,17 +364,28 @@ fn new_resource_id() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
 
-fn check_token(
+/// Check the request's token (`Authorization: Bearer`) for `lesson` and `roles`.
+pub(crate) fn check_token(
     s: &AppState,
     headers: &HeaderMap,
     lesson: &str,
-    role: TokenRole,
+    roles: &[TokenRole],
+) -> Result<crate::token::Claims, ApiError> {
+    check_token_value(s, header_str(headers, header::AUTHORIZATION), lesson, roles)
+}
+
+/// [`check_token`] for an `Authorization` value found elsewhere (`?token=`).
+pub(crate) fn check_token_value(
+    s: &AppState,
+    authorization: Option<&str>,
+    lesson: &str,
+    roles: &[TokenRole],
 ) -> Result<crate::token::Claims, ApiError> {
     authorize(
         &s.cfg.token_secret,
-        header_str(headers, header::AUTHORIZATION),
+        authorization,
         lesson,
-        role,
+        roles,
         s.cfg.allowed_lessons.as_deref(),
         now_unix(),
     )
@@ -368,7 +399,7 @@ fn client_ip(req: &Request) -> IpAddr {
 }
 
 /// Count a refusal and answer it.
-fn refuse(s: &AppState, reason: &'static str, e: ApiError) -> Response {
+pub(crate) fn refuse(s: &AppState, reason: &'static str, e: ApiError) -> Response {
     s.sessions().count_refusal(reason);
     e.into_response()
 }
@@ -450,7 +481,7 @@ where
 }
 
 async fn whip(State(s): State<Shared>, Path(lesson): Path<String>, req: Request) -> Response {
-    let claims = match check_token(&s, req.headers(), &lesson, TokenRole::Teacher) {
+    let claims = match check_token(&s, req.headers(), &lesson, &[TokenRole::Teacher]) {
         Ok(c) => c,
         Err(e) => return refuse(&s, "token", e),
     };
@@ -479,13 +510,52 @@ async fn whep(
     Query(q): Query<WhepQuery>,
     req: Request,
 ) -> Response {
-    let claims = match check_token(&s, req.headers(), &lesson, TokenRole::Classroom) {
+    // A classroom watches the teacher; the teacher hears the floor.
+    let roles = [TokenRole::Classroom, TokenRole::Teacher];
+    let claims = match check_token(&s, req.headers(), &lesson, &roles) {
         Ok(c) => c,
         Err(e) => return refuse(&s, "token", e),
     };
     let layer = match q.layer.as_deref().map(str::parse::<LayerPref>).transpose() {
         Ok(l) => l,
         Err(m) => return refuse(&s, "bad_request", ApiError::new(StatusCode::BAD_REQUEST, m)),
+    };
+    let (audience, school, who) = match claims.role {
+        TokenRole::Teacher => (
+            Audience::Teacher,
+            String::new(),
+            Who {
+                lesson: lesson.clone(),
+                school: None,
+                teacher: Some(claims.sid.clone()),
+                address: client_ip(&req),
+            },
+        ),
+        TokenRole::Classroom => {
+            let school = claims.school.clone().unwrap_or_else(|| "unknown".into());
+            let who = Who {
+                lesson: lesson.clone(),
+                school: Some(school.clone()),
+                teacher: None,
+                address: client_ip(&req),
+            };
+            (Audience::Classroom, school, who)
+        }
+    };
+    let edge = s.edge.clone();
+    let l = lesson.clone();
+    open_session(&s, "whep", &lesson, who, req, |offer| async move {
+        edge.subscribe(&l, &school, (audience, layer), offer).await
+    })
+    .await
+}
+
+/// A classroom publishes its microphone (RFC 9725 shape); its voice is forwarded
+/// only while its school holds the floor.
+async fn talk(State(s): State<Shared>, Path(lesson): Path<String>, req: Request) -> Response {
+    let claims = match check_token(&s, req.headers(), &lesson, &[TokenRole::Classroom]) {
+        Ok(c) => c,
+        Err(e) => return refuse(&s, "token", e),
     };
     let school = claims.school.clone().unwrap_or_else(|| "unknown".into());
     let who = Who {
@@ -496,8 +566,8 @@ async fn whep(
     };
     let edge = s.edge.clone();
     let l = lesson.clone();
-    open_session(&s, "whep", &lesson, who, req, |offer| async move {
-        edge.subscribe(&l, &school, layer, offer).await
+    open_session(&s, "talk", &lesson, who, req, |offer| async move {
+        edge.talk(&l, &school, offer).await
     })
     .await
 }

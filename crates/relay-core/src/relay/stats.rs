@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Audience, FloorState, Relay};
+use super::{Audience, FloorState, Kind, Relay};
 use crate::ids::{Mid, PeerId, Rid};
 
 /// Counters since start.
@@ -43,6 +43,9 @@ pub struct SubscriberStats {
     pub paused_tracks: usize,
     /// Times a video track was paused.
     pub pauses: u64,
+    /// Per video slot in m-line order (camera first, then screen): the rid
+    /// forwarded now (as in `layers`), and whether it is held back for a thin link.
+    pub video: Vec<(Option<Option<Rid>>, bool)>,
     /// Keyframe requests from this classroom: each is a picture its decoder lost
     /// (frozen until the keyframe comes), where a layer switch loses none.
     pub picture_losses: u64,
@@ -121,6 +124,12 @@ impl Relay {
                         rtt: s.link.rtt,
                         paused_tracks: s.slots.iter().filter(|sl| sl.paused).count(),
                         pauses: s.link.pauses,
+                        video: s
+                            .slots
+                            .iter()
+                            .filter(|sl| sl.spec.kind == Kind::Video && !sl.class_feed)
+                            .map(|sl| (sl.current.map(|c| c.rid), sl.paused))
+                            .collect(),
                         picture_losses: s.picture_losses,
                     })
                     .collect(),

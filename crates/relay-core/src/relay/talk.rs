@@ -7,8 +7,8 @@ use std::time::Instant;
 
 use super::choose::choose_layers;
 use super::{
-    Audience, Effects, FloorChange, FloorError, FloorState, Forward, Lesson, Output, PublishedTrack,
-    Relay, RtpIn, Source,
+    Audience, Effects, FloorChange, FloorError, FloorState, Forward, Lesson, Output,
+    PublishedTrack, Relay, RtpIn, Source,
 };
 use crate::ids::{Mid, PeerId};
 use crate::layers::RateMeter;
@@ -107,7 +107,13 @@ impl Lesson {
 
 /// The floor of `l` changed: tell the edge, and re-budget the links (the floor's
 /// voice counts against every classroom that hears it).
-fn floor_changed(cfg: &super::RelayConfig, name: &str, l: &mut Lesson, now: Instant, fx: &mut Effects) {
+fn floor_changed(
+    cfg: &super::RelayConfig,
+    name: &str,
+    l: &mut Lesson,
+    now: Instant,
+    fx: &mut Effects,
+) {
     fx.out.push_back(Output::Floor {
         lesson: name.to_string(),
         floor: l.floor.clone(),
@@ -180,7 +186,13 @@ impl Relay {
 
 /// A packet from talker `peer` of lesson `l`: forwarded to everyone who hears the
 /// floor while its school holds it, dropped (and counted) otherwise.
-pub(super) fn talk_packet(l: &mut Lesson, now: Instant, peer: PeerId, rtp: RtpIn, fx: &mut Effects) {
+pub(super) fn talk_packet(
+    l: &mut Lesson,
+    now: Instant,
+    peer: PeerId,
+    rtp: RtpIn,
+    fx: &mut Effects,
+) {
     let Some(t) = l.talkers.iter_mut().find(|t| t.peer == peer) else {
         return;
     };

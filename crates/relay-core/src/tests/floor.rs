@@ -102,7 +102,9 @@ fn speak(w: &mut World, peer: u64, n: u64, base: u64, tag: u8) {
             mid: Mid::new("m"),
             rid: None,
             seq: base + n,
-            ts: (base as u32).wrapping_mul(7919).wrapping_add(n as u32 * 960),
+            ts: (base as u32)
+                .wrapping_mul(7919)
+                .wrapping_add(n as u32 * 960),
             marker: false,
             pt: 109,
             codec: Codec::Opus,
@@ -138,23 +140,44 @@ fn floor_rules_hands_grants_open_floor_and_leaving() {
     assert!(floor(&mut w, give(Some("x"))).is_err());
     assert!(w.floors.is_empty(), "a refused change announced nothing");
 
-    assert_eq!(floor(&mut w, hand("a", true)), Ok(state(None, false, &["a"])));
-    assert_eq!(floor(&mut w, hand("b", true)), Ok(state(None, false, &["a", "b"])));
+    assert_eq!(
+        floor(&mut w, hand("a", true)),
+        Ok(state(None, false, &["a"]))
+    );
+    assert_eq!(
+        floor(&mut w, hand("b", true)),
+        Ok(state(None, false, &["a", "b"]))
+    );
     // Raising twice changes nothing and announces nothing.
     let announced = w.floors.len();
-    assert_eq!(floor(&mut w, hand("a", true)), Ok(state(None, false, &["a", "b"])));
+    assert_eq!(
+        floor(&mut w, hand("a", true)),
+        Ok(state(None, false, &["a", "b"]))
+    );
     assert_eq!(w.floors.len(), announced);
     // One school at a time: giving it to another takes it from the first.
-    assert_eq!(floor(&mut w, give(Some("b"))), Ok(state(Some("b"), false, &["a"])));
-    assert_eq!(floor(&mut w, give(Some("c"))), Ok(state(Some("c"), false, &["a"])));
+    assert_eq!(
+        floor(&mut w, give(Some("b"))),
+        Ok(state(Some("b"), false, &["a"]))
+    );
+    assert_eq!(
+        floor(&mut w, give(Some("c"))),
+        Ok(state(Some("c"), false, &["a"]))
+    );
     // The holder hands it back by lowering its hand.
-    assert_eq!(floor(&mut w, hand("c", false)), Ok(state(None, false, &["a"])));
+    assert_eq!(
+        floor(&mut w, hand("c", false)),
+        Ok(state(None, false, &["a"]))
+    );
     // Open floor: the first hand up gets it at once, later hands take it at once.
     assert_eq!(
         floor(&mut w, FloorChange::Open(true)),
         Ok(state(Some("a"), true, &[]))
     );
-    assert_eq!(floor(&mut w, hand("b", true)), Ok(state(Some("b"), true, &[])));
+    assert_eq!(
+        floor(&mut w, hand("b", true)),
+        Ok(state(Some("b"), true, &[]))
+    );
     assert_eq!(floor(&mut w, give(None)), Ok(state(None, true, &[])));
     assert_eq!(
         floor(&mut w, FloorChange::Open(false)),
@@ -202,7 +225,10 @@ fn talk_back_goes_out_only_with_the_floor_as_one_continuous_stream() {
     }
     assert_eq!(w.relay.totals().talk_dropped, 20);
     for (peer, mid) in [(10, "f"), (11, "f"), (12, "f"), (30, "t")] {
-        assert!(got(&w, peer, mid).is_empty(), "{peer} heard without a floor");
+        assert!(
+            got(&w, peer, mid).is_empty(),
+            "{peer} heard without a floor"
+        );
     }
 
     floor(&mut w, give(Some("a"))).unwrap();
@@ -211,12 +237,18 @@ fn talk_back_goes_out_only_with_the_floor_as_one_continuous_stream() {
         speak(&mut w, 20, n, 1000, 0xaa);
         speak(&mut w, 21, n, 50_000, 0xbb);
     }
-    assert_eq!(w.relay.totals().talk_dropped, 70, "b spoke without the floor");
+    assert_eq!(
+        w.relay.totals().talk_dropped,
+        70,
+        "b spoke without the floor"
+    );
     assert!(got(&w, 10, "f").is_empty(), "school a heard itself");
     for (peer, mid) in [(11, "f"), (12, "f"), (30, "t")] {
         let g = got(&w, peer, mid);
         assert_eq!(g.len(), 50, "{peer} on {mid}");
-        assert!(g.iter().all(|f| f.payload[0] == 0xaa && f.from == PeerId(20)));
+        assert!(g
+            .iter()
+            .all(|f| f.payload[0] == 0xaa && f.from == PeerId(20)));
     }
     // The teacher's voice still reaches the classrooms on their first audio m-line,
     // and none of the floor's does.
@@ -229,7 +261,11 @@ fn talk_back_goes_out_only_with_the_floor_as_one_continuous_stream() {
         speak(&mut w, 20, n, 1000, 0xaa);
         speak(&mut w, 21, n, 50_000, 0xbb);
     }
-    assert_eq!(got(&w, 11, "f").len(), 50, "b does not hear itself after its turn");
+    assert_eq!(
+        got(&w, 11, "f").len(),
+        50,
+        "b does not hear itself after its turn"
+    );
     assert_eq!(got(&w, 10, "f").len(), 50);
     for (peer, mid) in [(12, "f"), (30, "t")] {
         let g = got(&w, peer, mid);
@@ -240,7 +276,10 @@ fn talk_back_goes_out_only_with_the_floor_as_one_continuous_stream() {
         // One stream across the switch: consecutive numbers, time moving forward.
         assert_continuous(&g);
         let step = g[50].ts.wrapping_sub(g[49].ts);
-        assert!(step > 0 && step < 48_000, "timestamp step {step} at the switch");
+        assert!(
+            step > 0 && step < 48_000,
+            "timestamp step {step} at the switch"
+        );
     }
 }
 

@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use relay_core::{LayerPref, PeerId};
-use tokio::sync::{mpsc, oneshot, watch};
+use relay_core::{Audience, FloorChange, FloorError, FloorState, LayerPref, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
-use super::placement::Reservation;
+use super::placement::{self, Reservation};
 use super::worker::{Command, Shared};
 use crate::edge::{start_bps, worker_of, EdgeStats, Session};
 use crate::error::EdgeError;
@@ -120,17 +120,24 @@ impl Handle {
         .await?
     }
 
-    /// Subscribe a classroom; see [`crate::Edge::subscribe`].
+    /// Subscribe a classroom, or the teacher's hearing session (`audience`); see
+    /// [`crate::Edge::subscribe`].
     pub async fn subscribe(
         &self,
         lesson: &str,
         school: &str,
-        layer: Option<LayerPref>,
+        (audience, layer): (Audience, Option<LayerPref>),
         offer: String,
     ) -> Result<Session, EdgeError> {
         let place = Reservation::new(&self.shared.placement, lesson);
         let w = place.worker();
-        let initial_bps = start_bps(&self.shared.warm(), school, self.adapt.0, self.adapt.1);
+        // The teacher's hearing session carries voice only: no estimator.
+        let initial_bps = match audience {
+            Audience::Classroom => {
+                start_bps(&self.shared.warm(), school, self.adapt.0, self.adapt.1)
+            }
+            Audience::Teacher => None,
+        };
         let negotiated = Box::new(
             self.negotiate(w, Role::Subscriber, offer, initial_bps)
                 .await,
@@ -138,13 +145,56 @@ impl Handle {
         self.ask(w, |reply| Command::Subscribe {
             lesson: lesson.into(),
             school: school.into(),
-            layer,
+            to: (audience, layer),
             negotiated,
             initial_bps,
             place,
             reply,
         })
         .await?
+    }
+
+    /// A classroom's microphone; see [`crate::Edge::talk`].
+    pub async fn talk(
+        &self,
+        lesson: &str,
+        school: &str,
+        offer: String,
+    ) -> Result<Session, EdgeError> {
+        let place = Reservation::new(&self.shared.placement, lesson);
+        let w = place.worker();
+        let negotiated = Box::new(self.negotiate(w, Role::Publisher, offer, None).await);
+        self.ask(w, |reply| Command::Talk {
+            lesson: lesson.into(),
+            school: school.into(),
+            negotiated,
+            place,
+            reply,
+        })
+        .await?
+    }
+
+    /// Change the floor of `lesson`; see [`relay_core::Relay::floor`].
+    pub async fn floor(
+        &self,
+        lesson: &str,
+        change: FloorChange,
+    ) -> Result<Result<FloorState, FloorError>, EdgeError> {
+        let placed = placement::lock(&self.shared.placement).worker_of_lesson(lesson);
+        let Some(w) = placed else {
+            return Ok(Err(FloorError::NoLesson(lesson.to_string())));
+        };
+        self.ask(w, |reply| Command::Floor {
+            lesson: lesson.into(),
+            change,
+            reply,
+        })
+        .await
+    }
+
+    /// Every lesson's floor changes from now on: (lesson, floor).
+    pub fn floor_changes(&self) -> broadcast::Receiver<(String, FloorState)> {
+        self.shared.floors.subscribe()
     }
 
     fn worker_of(&self, peer: PeerId) -> usize {

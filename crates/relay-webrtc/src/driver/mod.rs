@@ -97,6 +97,7 @@ pub fn spawn(cfg: MediaConfig) -> Result<Handle, EdgeError> {
         state_file: cfg.state_file.clone(),
         saving: Mutex::new(()),
         ended: ended_tx,
+        floors: tokio::sync::broadcast::channel(256).0,
     });
     let (running_tx, running) = watch::channel(true);
     let running_tx = Arc::new(running_tx);

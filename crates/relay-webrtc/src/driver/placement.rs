@@ -61,6 +61,11 @@ impl Placement {
         self.load[w] = self.load[w].saturating_sub(1);
     }
 
+    /// The worker running `lesson`, if any session of it is there.
+    pub(crate) fn worker_of_lesson(&self, lesson: &str) -> Option<usize> {
+        self.lessons.get(lesson).map(|(w, _)| *w)
+    }
+
     /// A session the worker ran has ended.
     pub(crate) fn ended(&mut self, peer: PeerId) {
         if let Some(lesson) = self.peers.remove(&peer) {

@@ -13,10 +13,10 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use relay_core::{LayerPref, PeerId, WarmTable};
+use relay_core::{Audience, FloorChange, FloorError, FloorState, LayerPref, PeerId, WarmTable};
 use tokio::io::ReadBuf;
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::placement::{self, Placement, Reservation};
@@ -42,12 +42,25 @@ pub(super) enum Command {
     Subscribe {
         lesson: String,
         school: String,
-        layer: Option<LayerPref>,
+        to: (Audience, Option<LayerPref>),
         /// Boxed: a negotiated session is about 10 kB.
         negotiated: Box<Result<Negotiated, EdgeError>>,
         initial_bps: Option<u64>,
         place: Reservation,
         reply: oneshot::Sender<Result<Session, EdgeError>>,
+    },
+    Talk {
+        lesson: String,
+        school: String,
+        /// Boxed: a negotiated session is about 10 kB.
+        negotiated: Box<Result<Negotiated, EdgeError>>,
+        place: Reservation,
+        reply: oneshot::Sender<Result<Session, EdgeError>>,
+    },
+    Floor {
+        lesson: String,
+        change: FloorChange,
+        reply: oneshot::Sender<Result<FloorState, FloorError>>,
     },
     Close {
         peer: PeerId,
@@ -81,6 +94,8 @@ pub(super) struct Shared {
     /// Held while the state file is written.
     pub(super) saving: Mutex<()>,
     pub(super) ended: mpsc::UnboundedSender<PeerId>,
+    /// Floor changes of every lesson, for whoever follows them (lesson, floor).
+    pub(super) floors: broadcast::Sender<(String, FloorState)>,
 }
 
 impl Shared {
@@ -226,6 +241,10 @@ impl Worker {
                 placement::lock(&self.shared.placement).ended(peer);
                 let _ = self.shared.ended.send(peer);
             }
+            for f in self.edge.poll_floors() {
+                // Nobody may be following (no receiver): that is fine.
+                let _ = self.shared.floors.send(f);
+            }
             self.send();
             // Processing: from the read to the last copy handed to the kernel
             // (copies the pacer holds leave later and are timed as forward delay).
@@ -315,24 +334,38 @@ impl Worker {
             Command::Subscribe {
                 lesson,
                 school,
-                layer,
+                to,
                 negotiated,
                 initial_bps,
                 place,
                 reply,
             } => {
-                let r = edge.subscribe_negotiated(
-                    now,
-                    &lesson,
-                    &school,
-                    layer,
-                    *negotiated,
-                    initial_bps,
-                );
+                let r =
+                    edge.subscribe_negotiated(now, &lesson, &school, to, *negotiated, initial_bps);
                 if let Ok(s) = &r {
                     place.bind(s.peer);
                 }
                 let _ = reply.send(r);
+            }
+            Command::Talk {
+                lesson,
+                school,
+                negotiated,
+                place,
+                reply,
+            } => {
+                let r = edge.talk_negotiated(now, &lesson, &school, *negotiated);
+                if let Ok(s) = &r {
+                    place.bind(s.peer);
+                }
+                let _ = reply.send(r);
+            }
+            Command::Floor {
+                lesson,
+                change,
+                reply,
+            } => {
+                let _ = reply.send(edge.floor(now, &lesson, change));
             }
             Command::Close { peer, reply } => {
                 let _ = reply.send(edge.close(now, peer));

@@ -165,9 +165,9 @@ impl Edge {
         let (_, src_params) = self.peers.get(&f.from)?.pt_map.get(&f.pt).copied()??;
         let p = self.peers.get_mut(&f.to)?;
         let matched = p.rtc.codec_config().match_params(src_params);
-        // A classroom shows one teacher session at a time: a reconnect's routes
-        // replace the old session's.
-        p.routes.retain(|r| r.from == f.from);
+        // An m-line carries one source at a time (the teacher, or the school holding
+        // the floor): the new source's route replaces the old one's there.
+        p.routes.retain(|r| r.from == f.from || r.mid != f.mid);
         p.routes.push(Route {
             from: f.from,
             src_pt: f.pt,

@@ -7,12 +7,11 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use relay_core::{
-    Codec, Input as CoreInput, LayerPref, Output as CoreOutput, PeerId, Relay, RelayConfig,
+    Audience, Codec, FloorState, Input as CoreInput, LayerPref, PeerId, Relay, RelayConfig,
     WarmTable,
 };
-use str0m::bwe::{Bitrate, BweKind};
+use str0m::bwe::BweKind;
 use str0m::format::PayloadParams;
-use str0m::media::{KeyframeRequestKind, Mid as StrMid, Rid as StrRid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::Ssrc;
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
@@ -24,11 +23,13 @@ use crate::guard::contain;
 use crate::peer::{Codecs, Negotiated, Role};
 pub use stats::{EdgeStats, WorkerLoad};
 
+mod core_out;
 mod forward;
 mod lifecycle;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod talk;
 
 /// A session that has not connected (ICE and DTLS) within this time is dropped: a
 /// client that posts offers and never connects holds a session for at most this long.
@@ -59,6 +60,7 @@ struct Subscription {
     slots: Vec<relay_core::SlotSpec>,
     /// The estimator's starting point, when adaptation is on.
     initial_bps: Option<u64>,
+    audience: Audience,
 }
 
 struct Peer {
@@ -133,6 +135,8 @@ pub struct Edge {
     stray_datagrams: u64,
     /// Sessions that ended since the last [`Edge::poll_ended`], for the HTTP layer.
     ended: Vec<PeerId>,
+    /// Floor changes since the last [`Edge::poll_floors`], for the HTTP layer.
+    floors: Vec<(String, FloorState)>,
     /// Test hook: the next drain of this session panics, as a str0m bug would.
     #[cfg(test)]
     inject_panic: Option<PeerId>,
@@ -164,6 +168,7 @@ impl Edge {
             connect_timeouts: 0,
             stray_datagrams: 0,
             ended: Vec::new(),
+            floors: Vec::new(),
             #[cfg(test)]
             inject_panic: None,
         }
@@ -245,17 +250,18 @@ impl Edge {
     ) -> Result<Session, EdgeError> {
         let initial_bps = self.start_bps(school);
         let n = self.negotiate(now, Role::Subscriber, offer, initial_bps);
-        self.subscribe_negotiated(now, lesson, school, layer, n, initial_bps)
+        let to = (Audience::Classroom, layer);
+        self.subscribe_negotiated(now, lesson, school, to, n, initial_bps)
     }
 
-    /// [`Edge::subscribe`] with the offer negotiated elsewhere, starting its
-    /// estimator at `initial_bps` (from [`Edge::start_bps`]).
+    /// [`Edge::subscribe`] with the offer negotiated elsewhere, for `audience` at
+    /// `layer`, starting its estimator at `initial_bps` (from [`Edge::start_bps`]).
     pub(crate) fn subscribe_negotiated(
         &mut self,
         now: Instant,
         lesson: &str,
         school: &str,
-        layer: Option<LayerPref>,
+        (audience, layer): (Audience, Option<LayerPref>),
         n: Result<Negotiated, EdgeError>,
         initial_bps: Option<u64>,
     ) -> Result<Session, EdgeError> {
@@ -266,9 +272,13 @@ impl Edge {
             layer,
             slots: n.slots,
             initial_bps,
+            audience,
         };
         let peer = self.add_peer(now, Role::Subscriber, n.rtc, Some(sub));
-        info!(lesson, school, %peer, "classroom watching");
+        match audience {
+            Audience::Classroom => info!(lesson, school, %peer, "classroom watching"),
+            Audience::Teacher => info!(lesson, %peer, "teacher hearing the floor"),
+        }
         self.settle(now);
         Ok(Session {
             peer,
@@ -561,6 +571,7 @@ impl Edge {
                                 slots: s.slots,
                                 layer: s.layer,
                                 start_bps: s.initial_bps,
+                                audience: s.audience,
                             });
                         }
                     }
@@ -604,71 +615,6 @@ impl Edge {
         }
         if !p.rtc.is_alive() {
             self.remove_peer(now, id, true);
-        }
-    }
-
-    fn drain_core(&mut self, now: Instant) {
-        loop {
-            match self.relay.poll_output() {
-                CoreOutput::Timeout(_) => break,
-                CoreOutput::Forward(f) => {
-                    let to = f.to;
-                    if let Err(panic) = contain(|| self.forward(now, f)) {
-                        self.contained(now, to, "write_rtp", panic);
-                    }
-                }
-                CoreOutput::RequestKeyframe {
-                    publisher,
-                    mid,
-                    rid,
-                } => {
-                    if let Some(p) = self.peers.get_mut(&publisher) {
-                        let rid = rid.map(|r| StrRid::from(r.as_str()));
-                        let asked = contain(|| {
-                            p.rtc
-                                .direct_api()
-                                .stream_rx_by_mid(StrMid::from(mid.as_str()), rid)
-                                .map(|rx| rx.request_keyframe(KeyframeRequestKind::Pli))
-                                .is_some()
-                        });
-                        match asked {
-                            Ok(true) => self.dirty.push(publisher),
-                            Ok(false) => {}
-                            Err(panic) => self.contained(now, publisher, "keyframe request", panic),
-                        }
-                    }
-                }
-                CoreOutput::BweTarget {
-                    peer,
-                    min_bps,
-                    desired_bps,
-                } => {
-                    if let Some(p) = self.peers.get_mut(&peer) {
-                        let set = contain(|| {
-                            p.rtc
-                                .bwe()
-                                .set_bitrate(Bitrate::bps(min_bps), Bitrate::bps(desired_bps))
-                        });
-                        match set {
-                            Ok(()) => self.dirty.push(peer),
-                            Err(panic) => self.contained(now, peer, "bwe", panic),
-                        }
-                    }
-                }
-                CoreOutput::BweReprobe { peer, from_bps } => {
-                    if let Some(p) = self.peers.get_mut(&peer) {
-                        match contain(|| p.rtc.bwe().reset(Bitrate::bps(from_bps))) {
-                            Ok(()) => self.dirty.push(peer),
-                            Err(panic) => self.contained(now, peer, "bwe", panic),
-                        }
-                    }
-                }
-                CoreOutput::Close(peer) => {
-                    info!(%peer, "teacher session replaced by a reconnect");
-                    // The core has let go of it already.
-                    self.remove_peer(now, peer, false);
-                }
-            }
         }
     }
 }

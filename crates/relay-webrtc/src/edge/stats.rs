@@ -68,14 +68,18 @@ impl EdgeStats {
 impl Edge {
     /// A snapshot for metrics.
     pub fn stats(&self, now: Instant) -> EdgeStats {
+        let lessons = self.relay.stats(now);
+        let talkers: usize = lessons.iter().map(|l| l.talkers.len()).sum();
         EdgeStats {
-            lessons: self.relay.stats(now),
+            lessons,
             totals: self.relay.totals(),
+            // Teachers: classrooms' microphones publish too.
             publishers: self
                 .peers
                 .values()
                 .filter(|p| p.role == Role::Publisher)
-                .count(),
+                .count()
+                .saturating_sub(talkers),
             subscribers: self
                 .peers
                 .values()

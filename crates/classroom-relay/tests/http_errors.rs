@@ -82,10 +82,8 @@ fn error_statuses_and_recovery() {
         call("POST", &whip, Some(&class), sdp, &pub_offer).status,
         403
     );
-    assert_eq!(
-        call("POST", &whep, Some(&teacher), sdp, &sub_offer).status,
-        403
-    );
+    let r = call("POST", &whep, Some(&other_lesson), sdp, &sub_offer);
+    assert_eq!(r.status, 403, "{}", r.body);
     let r = call("POST", &whip, Some(&other_lesson), sdp, &pub_offer);
     assert_eq!(r.status, 403);
     assert!(r.body.contains("bio"), "{}", r.body);
@@ -245,6 +243,158 @@ fn error_statuses_and_recovery() {
         m.body
     );
     assert!(m.body.contains("classroom_relay_packets_forwarded_total"));
+}
+
+/// An offer that sends only video (no microphone).
+fn video_only_offer() -> String {
+    use str0m::media::MediaKind;
+    str0m::crypto::from_feature_flags().install_process_default();
+    let mut rtc = str0m::Rtc::new(std::time::Instant::now());
+    let mut api = rtc.sdp_api();
+    api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None);
+    api.apply().unwrap().0.to_sdp_string()
+}
+
+#[test]
+fn talk_hand_and_floor_errors_and_recovery() {
+    let relay = common::start(&[]);
+    let b = &relay.base;
+    let talk = format!("{b}/talk/math");
+    let hand = format!("{b}/api/lessons/math/hand");
+    let floor = format!("{b}/api/lessons/math/floor");
+    let list = format!("{b}/api/lessons/math");
+    let (sdp, json) = (Some("application/sdp"), Some("application/json"));
+    let teacher = common::token("math", "teacher", None, &[]);
+    let s1 = common::token("math", "classroom", Some("s1"), &[]);
+    let s2 = common::token("math", "classroom", Some("s2"), &[]);
+    let bio = common::token("bio", "classroom", Some("s1"), &[]);
+    let mic = common::offer(Direction::SendOnly);
+    let still_serving = || {
+        assert_eq!(
+            call("GET", &format!("{b}/healthz"), None, None, "").status,
+            200
+        );
+    };
+
+    // Talk: a classroom's microphone, WHIP-shaped.
+    let r = call("POST", &talk, None, sdp, &mic);
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = call("POST", &talk, Some(&teacher), sdp, &mic);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("classroom token"), "{}", r.body);
+    let r = call("POST", &talk, Some(&bio), sdp, &mic);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        call("POST", &talk, Some(&s1), Some("text/plain"), &mic).status,
+        415
+    );
+    assert_eq!(call("POST", &talk, Some(&s1), sdp, "hello").status, 400);
+    let r = call("POST", &talk, Some(&s1), sdp, &video_only_offer());
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("audio"), "{}", r.body);
+    still_serving();
+    let r = call("POST", &talk, Some(&s1), sdp, &mic);
+    assert_eq!(r.status, 201, "{}", r.body);
+    let location = r.location.expect("Location");
+    assert!(location.starts_with("/talk/math/"), "{location}");
+
+    // Hand: classroom token, a JSON body, a school in the lesson.
+    let r = call("POST", &hand, Some(&teacher), json, r#"{"raised": true}"#);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = call("POST", &hand, Some(&bio), json, r#"{"raised": true}"#);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        call("POST", &hand, None, json, r#"{"raised": true}"#).status,
+        401
+    );
+    for bad in [r#"{"raised": "yes"}"#, r#"{"up": true}"#, "raised", ""] {
+        let r = call("POST", &hand, Some(&s1), json, bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    let r = call(
+        "POST",
+        &hand,
+        Some(&s1),
+        Some("text/plain"),
+        r#"{"raised": true}"#,
+    );
+    assert_eq!(r.status, 415, "{}", r.body);
+    let r = call("POST", &hand, Some(&s1), json, &" ".repeat(5000));
+    assert_eq!(r.status, 413, "{}", r.body);
+    // s2 has no session in the lesson.
+    let r = call("POST", &hand, Some(&s2), json, r#"{"raised": true}"#);
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert!(r.body.contains("s2"), "{}", r.body);
+    still_serving();
+    let r = call("POST", &hand, Some(&s1), json, r#"{"raised": true}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["hands"], serde_json::json!(["s1"]));
+
+    // Floor: teacher token, an existing school.
+    let r = call("POST", &floor, Some(&s1), json, r#"{"school": "s1"}"#);
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = call(
+        "POST",
+        &floor,
+        Some(&teacher),
+        json,
+        r#"{"school": "nope"}"#,
+    );
+    assert_eq!(r.status, 404, "{}", r.body);
+    for bad in [
+        "{}",
+        r#"{"open": 1}"#,
+        r#"{"school": 5}"#,
+        r#"{"who": "s1"}"#,
+        "[",
+    ] {
+        let r = call("POST", &floor, Some(&teacher), json, bad);
+        assert_eq!(r.status, 400, "{bad}: {}", r.body);
+    }
+    let r = call("POST", &floor, Some(&teacher), json, r#"{"school": "s1"}"#);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        (v["school"].as_str(), &v["hands"]),
+        (Some("s1"), &serde_json::json!([]))
+    );
+
+    // The class list: teacher only; events need a token of the lesson.
+    assert_eq!(call("GET", &list, Some(&s1), None, "").status, 403);
+    let r = call("GET", &list, Some(&teacher), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let row = &v["schools"][0];
+    assert_eq!(row["school"], "s1");
+    assert_eq!(
+        (row["talking"].as_bool(), row["floor"].as_bool()),
+        (Some(true), Some(true))
+    );
+    assert_eq!(row["watching"], false);
+    let events = format!("{b}/api/lessons/math/events");
+    assert_eq!(call("GET", &events, None, None, "").status, 401);
+    let r = call("GET", &format!("{events}?token=garbage"), None, None, "");
+    assert_eq!(r.status, 401, "{}", r.body);
+    let r = call(
+        "GET",
+        &format!("{b}/api/lessons/bio/events?token={s1}"),
+        None,
+        None,
+        "",
+    );
+    assert_eq!(r.status, 403, "{}", r.body);
+
+    // The talk session ends with DELETE; the school (no session left) loses the floor.
+    let r = call("DELETE", &format!("{b}{location}"), Some(&s1), None, "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    std::thread::sleep(Duration::from_millis(300));
+    let r = call("POST", &floor, Some(&teacher), json, r#"{"school": "s1"}"#);
+    assert_eq!(r.status, 404, "{}", r.body);
+    still_serving();
+    assert_eq!(call("POST", &talk, Some(&s2), sdp, &mic).status, 201);
+    let m = call("GET", &format!("{b}/metrics"), None, None, "");
+    assert!(m.body.contains("classroom_relay_talkers 1\n"), "{}", m.body);
 }
 
 #[test]

@@ -127,8 +127,16 @@ pub fn lesson_json(
             if recent >= FREEZES_WARN {
                 warnings.push("picture_freezing");
             }
+            // Its camera picture on the newest of the teacher's hearing sessions.
+            let picture = talkers
+                .iter()
+                .filter(|t| &t.school == school)
+                .flat_map(|t| &t.shown_on)
+                .max_by_key(|(peer, _)| *peer)
+                .map(|(_, mid)| mid.to_string());
             json!({
                 "school": school,
+                "picture_mid": picture,
                 "name": names.get(school).unwrap_or(school),
                 "watching": watching,
                 "talking": talkers.iter().any(|t| &t.school == school),
@@ -215,6 +223,10 @@ mod tests {
                 school: "b".into(),
                 bitrate_bps: 30_000,
                 dropped: 0,
+                shown_on: vec![
+                    (PeerId(8), relay_core::Mid::new("2")),
+                    (PeerId(9), relay_core::Mid::new("1")),
+                ],
             }],
             floor: FloorState {
                 holder: Some("b".into()),
@@ -249,6 +261,12 @@ mod tests {
         assert_eq!(row("b")["gets"], "slides_voice");
         assert_eq!(row("b")["floor"], true);
         assert_eq!(row("b")["talking"], true);
+        assert_eq!(
+            row("b")["picture_mid"],
+            "1",
+            "the newest hearing session's m-line"
+        );
+        assert_eq!(row("a")["picture_mid"], Value::Null);
         assert_eq!(row("c")["gets"], "voice_thin");
         assert_eq!(row("c")["warnings"], json!(["voice_breaking"]));
         assert_eq!(row("a")["kbps"], 800);

@@ -26,7 +26,7 @@ pub use io::{
 };
 use link::LinkState;
 pub use stats::{LessonStats, SubscriberStats, TalkerStats, Totals};
-use talk::{talk_packet, Talker};
+use talk::{bind_pictures, picture_lost, talk_packet, Talker};
 
 #[derive(Debug)]
 struct Track {
@@ -342,7 +342,7 @@ impl Relay {
                 }
             })
             .collect();
-        if let Some(p) = &l.publisher {
+        if let (Some(p), Audience::Classroom) = (&l.publisher, j.audience) {
             bind_slots(&mut slots, p.peer, &p.tracks);
         }
         l.subscribers.push(Subscriber {
@@ -360,6 +360,7 @@ impl Relay {
         // first estimate, which steps them down with the usual margin where the
         // link will not carry them (starting from nothing, the estimate would have
         // to clear the step-up hold for every layer).
+        bind_pictures(l);
         choose_layers(&self.cfg, l, now, &mut self.fx);
         if let (Some(bps), Some(s)) = (j.start_bps, l.subscribers.last_mut()) {
             s.link.estimate = Some(bps);
@@ -415,6 +416,7 @@ impl Relay {
             });
         l.subscribers.retain(|s| s.peer != peer);
         l.talkers.retain(|t| t.peer != peer);
+        bind_pictures(l);
         if l.publisher.is_none() && l.subscribers.is_empty() && l.talkers.is_empty() {
             self.lessons.remove(&name);
         } else if let Some(school) = school {
@@ -433,7 +435,7 @@ impl Relay {
             return;
         };
         let Some(p) = l.publisher.as_mut().filter(|p| p.peer == peer) else {
-            talk_packet(l, now, peer, rtp, &mut self.fx);
+            talk_packet(l, now, peer, rtp, &self.cfg, &mut self.fx);
             return;
         };
         let Some(track) = p.tracks.iter_mut().find(|t| t.mid == rtp.mid) else {
@@ -523,6 +525,10 @@ impl Relay {
             return;
         };
         sub.picture_losses += 1;
+        if sub.audience == Audience::Teacher {
+            picture_lost(l, (peer, mid), now, &self.cfg, &mut self.fx);
+            return;
+        }
         let Some(slot) = sub.slots.iter().find(|sl| sl.spec.mid == mid) else {
             return;
         };

@@ -76,6 +76,8 @@ pub struct TalkerStats {
     pub bitrate_bps: u64,
     /// Packets dropped because its school did not hold the floor.
     pub dropped: u64,
+    /// Where its camera picture is shown: (the teacher's hearing session, m-line).
+    pub shown_on: Vec<(PeerId, Mid)>,
 }
 
 impl Relay {
@@ -141,6 +143,7 @@ impl Relay {
                         school: t.school.clone(),
                         bitrate_bps: t.meter.bps(now, idle),
                         dropped: t.dropped,
+                        shown_on: super::talk::picture_shown_on(l, t.peer),
                     })
                     .collect(),
                 floor: l.floor.clone(),

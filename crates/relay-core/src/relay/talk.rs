@@ -1,16 +1,20 @@
 //! The two-way lesson: classrooms' talk-back sessions and the floor (which school
 //! may speak to everyone). The floor's voice goes to the teacher's hearing session
 //! and to every other classroom that has a second audio m-line, as one continuous
-//! stream per receiver whichever school holds the floor.
+//! stream per receiver whichever school holds the floor. A classroom's small camera
+//! picture, when it sends one, goes to the teacher's hearing session only: its
+//! video m-lines show the talking classrooms' pictures in the order they joined.
 
 use std::time::Instant;
 
 use super::choose::choose_layers;
 use super::{
     Audience, Effects, FloorChange, FloorError, FloorState, Forward, Lesson, Output,
-    PublishedTrack, Relay, RtpIn, Source,
+    PublishedTrack, Relay, RelayConfig, RtpIn, Source,
 };
+use crate::codec;
 use crate::ids::{Mid, PeerId};
+use crate::keyframe::KeyframeThrottle;
 use crate::layers::RateMeter;
 use crate::rewrite::{Rewriter, SourcePacket};
 use crate::Kind;
@@ -22,6 +26,10 @@ pub(super) struct Talker {
     pub(super) school: String,
     /// The m-line whose voice is forwarded (its first audio track).
     audio: Option<Mid>,
+    /// Its camera picture for the teacher (its first video track).
+    video: Option<Mid>,
+    /// Keyframe requests for its picture.
+    keyframes: KeyframeThrottle,
     /// What its voice arrives at, held floor or not.
     pub(super) meter: RateMeter,
     /// Packets dropped because its school did not hold the floor.
@@ -161,9 +169,12 @@ impl Relay {
             peer,
             school,
             audio: tracks.iter().find(|t| t.kind == Kind::Audio).map(|t| t.mid),
+            video: tracks.iter().find(|t| t.kind == Kind::Video).map(|t| t.mid),
+            keyframes: KeyframeThrottle::default(),
             meter: RateMeter::default(),
             dropped: 0,
         });
+        bind_pictures(l);
         self.membership_changed(now);
     }
 
@@ -184,20 +195,182 @@ impl Relay {
     }
 }
 
-/// A packet from talker `peer` of lesson `l`: forwarded to everyone who hears the
-/// floor while its school holds it, dropped (and counted) otherwise.
+/// Show the talking classrooms' pictures on the teacher's hearing sessions: the
+/// n-th video m-line shows the n-th talker with a camera. A slot whose picture
+/// changes waits for a keyframe of the new one.
+pub(super) fn bind_pictures(l: &mut Lesson) {
+    let pictures: Vec<(PeerId, Mid)> = l
+        .talkers
+        .iter()
+        .filter_map(|t| t.video.map(|m| (t.peer, m)))
+        .collect();
+    for s in l
+        .subscribers
+        .iter_mut()
+        .filter(|s| s.audience == Audience::Teacher)
+    {
+        let video = s.slots.iter_mut().filter(|sl| sl.spec.kind == Kind::Video);
+        for (k, slot) in video.enumerate() {
+            let want = pictures.get(k).copied();
+            if slot.bound != want {
+                slot.bound = want;
+                slot.waiting = None;
+            }
+        }
+    }
+}
+
+/// Where talker `peer`'s picture is shown: (hearing session, its m-line).
+pub(super) fn picture_shown_on(l: &Lesson, peer: PeerId) -> Vec<(PeerId, Mid)> {
+    l.subscribers
+        .iter()
+        .filter(|s| s.audience == Audience::Teacher)
+        .flat_map(|s| {
+            s.slots
+                .iter()
+                .filter(move |sl| sl.bound.is_some_and(|(p, _)| p == peer))
+                .map(move |sl| (s.peer, sl.spec.mid))
+        })
+        .collect()
+}
+
+/// The teacher's hearing session `sub` lost the picture on `mid`: ask its
+/// classroom for a keyframe.
+pub(super) fn picture_lost(
+    l: &mut Lesson,
+    (sub, mid): (PeerId, Mid),
+    now: Instant,
+    cfg: &RelayConfig,
+    fx: &mut Effects,
+) {
+    let bound = l
+        .subscribers
+        .iter()
+        .find(|s| s.peer == sub && s.audience == Audience::Teacher)
+        .and_then(|s| s.slots.iter().find(|sl| sl.spec.mid == mid))
+        .and_then(|sl| sl.bound);
+    if let Some((peer, vmid)) = bound {
+        if let Some(t) = l.talkers.iter_mut().find(|t| t.peer == peer) {
+            ask_picture_keyframe(t, vmid, now, cfg, fx);
+        }
+    }
+}
+
+/// At most one keyframe request per classroom picture per `keyframe_retry`: the
+/// picture's packets keep coming, and one that still waits asks again then.
+fn ask_picture_keyframe(
+    t: &mut Talker,
+    mid: Mid,
+    now: Instant,
+    cfg: &RelayConfig,
+    fx: &mut Effects,
+) {
+    if t.keyframes.request(now, cfg.keyframe_retry) {
+        fx.totals.keyframe_requests_sent += 1;
+        fx.out.push_back(Output::RequestKeyframe {
+            publisher: t.peer,
+            mid,
+            rid: None,
+        });
+    }
+}
+
+/// A classroom's picture packet: to the teacher's hearing sessions showing it,
+/// starting on a keyframe. It never goes to other classrooms.
+fn picture_packet(
+    l: &mut Lesson,
+    now: Instant,
+    peer: PeerId,
+    rtp: RtpIn,
+    cfg: &RelayConfig,
+    fx: &mut Effects,
+) {
+    let info = codec::inspect(rtp.codec, &rtp.payload);
+    let src = Source {
+        peer,
+        mid: rtp.mid,
+        rid: None,
+    };
+    let sp = SourcePacket {
+        seq: rtp.seq,
+        ts: rtp.ts,
+        vp8: info.vp8,
+    };
+    let mut wants_keyframe = false;
+    for s in l
+        .subscribers
+        .iter_mut()
+        .filter(|s| s.audience == Audience::Teacher)
+    {
+        for slot in s
+            .slots
+            .iter_mut()
+            .filter(|sl| sl.bound == Some((peer, rtp.mid)))
+        {
+            let rw = slot
+                .rewriter
+                .get_or_insert_with(|| Rewriter::new(rtp.codec.clock_rate(), 1));
+            let w = if slot.current == Some(src) {
+                rw.rewrite(now, &sp)
+            } else if info.keyframe_start {
+                slot.current = Some(src);
+                Some(rw.switch_to(now, &sp))
+            } else {
+                wants_keyframe = true;
+                None
+            };
+            let Some(w) = w else {
+                continue;
+            };
+            s.sent.add(now, rtp.payload.len());
+            fx.totals.packets_forwarded += 1;
+            fx.totals.bytes_forwarded += rtp.payload.len() as u64;
+            fx.out.push_back(Output::Forward(Forward {
+                to: s.peer,
+                mid: slot.spec.mid,
+                from: peer,
+                pt: rtp.pt,
+                codec: rtp.codec,
+                seq: w.seq,
+                ts: w.ts,
+                marker: rtp.marker,
+                vp8_picture_id: w.vp8_picture_id,
+                vp8_tl0_pic_idx: w.vp8_tl0_pic_idx,
+                payload: rtp.payload.clone(),
+            }));
+        }
+    }
+    let Some(t) = l.talkers.iter_mut().find(|t| t.peer == peer) else {
+        return;
+    };
+    if info.keyframe_start {
+        t.keyframes.keyframe_seen();
+    } else if wants_keyframe {
+        ask_picture_keyframe(t, rtp.mid, now, cfg, fx);
+    }
+}
+
+/// A packet from talker `peer` of lesson `l`: its voice to everyone who hears the
+/// floor while its school holds it, dropped (and counted) otherwise; its picture to
+/// the teacher.
 pub(super) fn talk_packet(
     l: &mut Lesson,
     now: Instant,
     peer: PeerId,
     rtp: RtpIn,
+    cfg: &RelayConfig,
     fx: &mut Effects,
 ) {
     let Some(t) = l.talkers.iter_mut().find(|t| t.peer == peer) else {
         return;
     };
-    // Only the voice is forwarded (a classroom's picture is not yet).
-    if t.audio != Some(rtp.mid) || rtp.codec.is_video() {
+    if rtp.codec.is_video() {
+        if t.video == Some(rtp.mid) {
+            picture_packet(l, now, peer, rtp, cfg, fx);
+        }
+        return;
+    }
+    if t.audio != Some(rtp.mid) {
         return;
     }
     t.meter.add(now, rtp.payload.len());

@@ -323,3 +323,130 @@ fn floor_voice_comes_before_video_on_a_thin_link() {
         "the middle layer comes back with room for both"
     );
 }
+
+/// A talker with a microphone and, with `camera`, a picture on m-line "c".
+fn talker_with(w: &mut World, peer: u64, school: &str, camera: bool) {
+    let mut tracks = vec![PublishedTrack {
+        mid: Mid::new("m"),
+        kind: Kind::Audio,
+        rids: vec![],
+    }];
+    if camera {
+        tracks.push(PublishedTrack {
+            mid: Mid::new("c"),
+            kind: Kind::Video,
+            rids: vec![],
+        });
+    }
+    w.input(Input::TalkerJoined {
+        now: w.now,
+        lesson: "math".into(),
+        peer: PeerId(peer),
+        school: school.into(),
+        tracks,
+    });
+}
+
+/// One frame (one packet) of talker `peer`'s picture, tagged with the peer.
+fn picture(w: &mut World, peer: u64, n: u64, key: bool) {
+    let now = w.now;
+    let mut payload = crate::codec::tests::vp8_payload(n as u16, 0, true, key);
+    payload.push(peer as u8);
+    w.input(Input::Packet {
+        now,
+        peer: PeerId(peer),
+        rtp: RtpIn {
+            mid: Mid::new("c"),
+            rid: None,
+            seq: peer * 10_000 + n,
+            ts: (n as u32) * 9000,
+            marker: true,
+            pt: 96,
+            codec: Codec::Vp8,
+            payload: Arc::from(payload),
+        },
+    });
+}
+
+#[test]
+fn classroom_pictures_go_to_the_teacher_only_in_join_order_from_a_keyframe() {
+    let mut w = World::new();
+    join_hearing(&mut w, 10, "a");
+    // The teacher's hearing session with an audio and two video m-lines.
+    w.input(Input::SubscriberJoined {
+        now: w.now,
+        lesson: "math".into(),
+        peer: PeerId(30),
+        school: String::new(),
+        slots: ["t", "p1", "p2"]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| SlotSpec {
+                mid: Mid::new(m),
+                kind: if i == 0 { Kind::Audio } else { Kind::Video },
+                redundant: false,
+            })
+            .collect(),
+        layer: None,
+        start_bps: None,
+        audience: Audience::Teacher,
+    });
+    talker_with(&mut w, 20, "a", true);
+    talker_with(&mut w, 21, "b", false);
+    talker_with(&mut w, 22, "c", true);
+    // Frames before a keyframe are held back, and a keyframe is asked for.
+    for n in 0..3 {
+        w.now += Duration::from_millis(100);
+        picture(&mut w, 20, n, false);
+        picture(&mut w, 22, n, false);
+    }
+    assert!(got(&w, 30, "p1").is_empty() && got(&w, 30, "p2").is_empty());
+    assert!(w.other_kf.contains(&PeerId(20)) && w.other_kf.contains(&PeerId(22)));
+    for n in 3..10 {
+        w.now += Duration::from_millis(100);
+        picture(&mut w, 20, n, n == 3);
+        picture(&mut w, 22, n, n == 3);
+    }
+    let tag = |f: &Forward| *f.payload.last().unwrap();
+    let p1 = got(&w, 30, "p1");
+    let p2 = got(&w, 30, "p2");
+    assert_eq!(p1.len(), 7);
+    assert!(
+        p1.iter().all(|f| tag(f) == 20),
+        "first picture: the first talker with a camera"
+    );
+    assert!(p2.iter().all(|f| tag(f) == 22) && p2.len() == 7);
+    assert!(is_keyframe_start(&p1[0]));
+    // No classroom gets a picture, on any m-line.
+    let pictures_to: Vec<PeerId> = w
+        .got
+        .values()
+        .flat_map(|r| &r.packets)
+        .filter(|f| f.codec == Codec::Vp8 && f.from != PeerId(1))
+        .map(|f| f.to)
+        .collect();
+    assert!(
+        pictures_to.iter().all(|to| *to == PeerId(30)),
+        "{pictures_to:?}"
+    );
+    // The first talker leaves: the next picture moves up, from its next keyframe
+    // (asked for), on the same outgoing stream.
+    w.input(Input::PeerLeft {
+        now: w.now,
+        peer: PeerId(20),
+    });
+    for n in 10..16 {
+        w.now += Duration::from_millis(100);
+        picture(&mut w, 22, n, n == 12);
+    }
+    let p1 = got(&w, 30, "p1");
+    assert_eq!(p1.len(), 7 + 4, "from the keyframe on: {:?}", p1.len());
+    assert!(p1[7..].iter().all(|f| tag(f) == 22));
+    assert!(is_keyframe_start(&p1[7]));
+    assert_continuous(&p1);
+    assert_eq!(
+        got(&w, 30, "p2").len(),
+        7,
+        "the second m-line shows nobody now"
+    );
+}

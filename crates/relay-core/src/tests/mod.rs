@@ -134,6 +134,8 @@ struct World {
     bwe: HashMap<PeerId, (u64, u64)>,
     reprobes: Vec<(Instant, PeerId, u64)>,
     floors: Vec<(String, FloorState)>,
+    /// Keyframe requests to others than the teacher (classrooms' pictures).
+    other_kf: Vec<PeerId>,
 }
 
 impl World {
@@ -150,6 +152,7 @@ impl World {
             bwe: HashMap::new(),
             reprobes: vec![],
             floors: vec![],
+            other_kf: vec![],
         };
         w.input(Input::PublisherJoined {
             now: t0,
@@ -196,10 +199,13 @@ impl World {
             match self.relay.poll_output() {
                 Output::Timeout(_) => break,
                 Output::Forward(f) => self.got.entry((f.to, f.mid)).or_default().packets.push(f),
-                Output::RequestKeyframe { rid, .. } => {
+                Output::RequestKeyframe { publisher, rid, .. }
+                    if publisher == self.teacher.peer =>
+                {
                     self.kf_requests.push((self.now, rid));
                     self.teacher.keyframe_requested(rid, self.now);
                 }
+                Output::RequestKeyframe { publisher, .. } => self.other_kf.push(publisher),
                 Output::Close(p) => self.closed.push(p),
                 Output::BweTarget {
                     peer,

@@ -114,3 +114,30 @@ export async function receiving(page) {
     audio_red: red,
   };
 }
+
+// The claims of a relay token (`crt1.<base64url JSON>.<sig>`), unchecked.
+export function claims(token) {
+  return JSON.parse(Buffer.from(token.split('.')[1] || '', 'base64url').toString('utf8'));
+}
+
+// Audio of one of the page's peer connections (window[prop]), one entry per audio
+// transceiver in the order the page added them: its mid, negotiated direction and
+// RTP packet counts (0 before any packet).
+export async function audioStreams(page, prop = '__pc') {
+  return page.evaluate(async (prop) => {
+    const pc = window[prop];
+    if (!pc || pc.connectionState === 'closed') return [];
+    const byMid = {};
+    (await pc.getStats()).forEach(s => {
+      if ((s.type === 'inbound-rtp' || s.type === 'outbound-rtp') && s.kind === 'audio' && s.mid !== undefined) {
+        const e = byMid[s.mid] ||= { packetsReceived: 0, packetsSent: 0 };
+        e.packetsReceived += s.packetsReceived || 0;
+        e.packetsSent += s.packetsSent || 0;
+      }
+    });
+    return pc.getTransceivers()
+      .filter(t => t.receiver.track && t.receiver.track.kind === 'audio')
+      .map(t => Object.assign({ mid: t.mid, direction: t.currentDirection || t.direction, packetsReceived: 0, packetsSent: 0 },
+        byMid[t.mid] || {}));
+  }, prop);
+}

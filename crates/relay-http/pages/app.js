@@ -17,6 +17,25 @@
       teacher_conflict: 'Another teacher is on air in this lesson; trying again in {s} s.',
       refused: 'The relay refused:',
       conn_closed: 'Closed.', conn_new: 'Starting…',
+      // Two-way lesson: the teacher's class list and the classroom's question button.
+      class_list: 'Classrooms', open_floor: 'Open floor: a raised hand may speak at once',
+      col_school: 'School', col_watching: 'Watching', col_gets: 'Gets', col_link: 'Link',
+      col_warnings: 'Warnings', col_hand: 'Hand', col_floor: 'Floor',
+      yes: 'yes', no: 'no',
+      gets_720p: '720p', gets_360p: '360p', gets_180p: '180p',
+      gets_slides_voice: 'slides and voice only', gets_voice_thin: 'voice only: link too thin',
+      gets_waiting: 'waiting for picture',
+      link_kbps: '{v} kbit/s', link_estimate: 'estimate {v} kbit/s', link_loss: 'loss {v} %',
+      link_rtt: 'round trip {v} ms',
+      warn_voice_breaking: 'voice breaking up', warn_picture_freezing: 'picture keeps freezing',
+      hand_raised: 'Hand raised', give: 'Give the floor', take: 'Take the floor back',
+      no_schools: 'No classroom has joined yet.',
+      list_live: 'Class list is live.', list_offline: 'Class list: no connection to the relay, trying again…',
+      hearing: 'Classroom voice:', hear_off: 'Classroom voice: off until the lesson starts.',
+      ask: 'Ask a question', lower_hand: 'Lower hand', hand_up: 'Your hand is up: wait for the teacher.',
+      speaking: 'You are speaking', handback: 'Hand the floor back',
+      mic_needed: 'Allow the microphone to ask a question.', talk: 'Microphone:',
+      request_failed: 'The relay did not accept it:',
     },
     ru: {
       teacher_title: 'Онлайн-урок — учитель', class_title: 'Онлайн-урок — класс',
@@ -34,6 +53,24 @@
       teacher_conflict: 'В этом уроке уже ведёт эфир другой учитель; новая попытка через {s} с.',
       refused: 'Сервер урока отказал:',
       conn_closed: 'Закрыто.', conn_new: 'Запуск…',
+      class_list: 'Классы', open_floor: 'Свободное слово: поднявший руку сразу говорит',
+      col_school: 'Школа', col_watching: 'Смотрит', col_gets: 'Получает', col_link: 'Связь',
+      col_warnings: 'Предупреждения', col_hand: 'Рука', col_floor: 'Слово',
+      yes: 'да', no: 'нет',
+      gets_720p: '720p', gets_360p: '360p', gets_180p: '180p',
+      gets_slides_voice: 'только слайды и голос', gets_voice_thin: 'только голос: связь слишком слабая',
+      gets_waiting: 'ждёт изображения',
+      link_kbps: '{v} кбит/с', link_estimate: 'оценка {v} кбит/с', link_loss: 'потери {v} %',
+      link_rtt: 'задержка туда-обратно {v} мс',
+      warn_voice_breaking: 'голос прерывается', warn_picture_freezing: 'изображение часто замирает',
+      hand_raised: 'Поднята рука', give: 'Дать слово', take: 'Забрать слово',
+      no_schools: 'Пока ни один класс не подключился.',
+      list_live: 'Список классов обновляется.', list_offline: 'Список классов: нет связи с сервером урока, повтор…',
+      hearing: 'Голос класса:', hear_off: 'Голос класса: включится, когда начнётся урок.',
+      ask: 'Задать вопрос', lower_hand: 'Опустить руку', hand_up: 'Рука поднята: ждите, пока учитель даст слово.',
+      speaking: 'Вы говорите', handback: 'Вернуть слово',
+      mic_needed: 'Разрешите доступ к микрофону, чтобы задать вопрос.', talk: 'Микрофон:',
+      request_failed: 'Сервер урока не принял запрос:',
     },
     kk: {
       teacher_title: 'Онлайн сабақ — мұғалім', class_title: 'Онлайн сабақ — сынып',
@@ -51,6 +88,24 @@
       teacher_conflict: 'Бұл сабақта басқа мұғалім эфирде; {s} с кейін қайталаймыз.',
       refused: 'Сабақ сервері қабылдамады:',
       conn_closed: 'Жабық.', conn_new: 'Іске қосылуда…',
+      class_list: 'Сыныптар', open_floor: 'Еркін сөз: қол көтерген сынып бірден сөйлейді',
+      col_school: 'Мектеп', col_watching: 'Көріп отыр', col_gets: 'Не алады', col_link: 'Байланыс',
+      col_warnings: 'Ескертулер', col_hand: 'Қол', col_floor: 'Сөз',
+      yes: 'иә', no: 'жоқ',
+      gets_720p: '720p', gets_360p: '360p', gets_180p: '180p',
+      gets_slides_voice: 'тек слайдтар мен дауыс', gets_voice_thin: 'тек дауыс: байланыс тым әлсіз',
+      gets_waiting: 'сурет күтілуде',
+      link_kbps: '{v} кбит/с', link_estimate: 'бағалау {v} кбит/с', link_loss: 'жоғалту {v} %',
+      link_rtt: 'барып-қайту {v} мс',
+      warn_voice_breaking: 'дауыс үзіліп жатыр', warn_picture_freezing: 'сурет жиі қатып қалады',
+      hand_raised: 'Қол көтерді', give: 'Сөз беру', take: 'Сөзді қайтарып алу',
+      no_schools: 'Әзірге бірде-бір сынып қосылған жоқ.',
+      list_live: 'Сыныптар тізімі жаңаруда.', list_offline: 'Сыныптар тізімі: сабақ серверімен байланыс жоқ, қайталануда…',
+      hearing: 'Сынып дауысы:', hear_off: 'Сынып дауысы: сабақ басталғанда қосылады.',
+      ask: 'Сұрақ қою', lower_hand: 'Қолды түсіру', hand_up: 'Қолыңыз көтерулі: мұғалім сөз бергенше күтіңіз.',
+      speaking: 'Сіз сөйлеп тұрсыз', handback: 'Сөзді қайтару',
+      mic_needed: 'Сұрақ қою үшін микрофонға рұқсат беріңіз.', talk: 'Микрофон:',
+      request_failed: 'Сабақ сервері сұрауды қабылдамады:',
     },
   };
   const NAMES = { kk: 'Қазақша', ru: 'Русский', en: 'English' };
@@ -60,10 +115,17 @@
 
   function t(k) { return (T[lang] && T[lang][k]) || T.en[k] || k; }
 
+  // Pages that draw text themselves (the class list) redraw on a language change.
+  const onLangChange = [];
+  // Status lines besides #status (a second session's), by element id: [key, extra].
+  const lines = new Map();
+
   function apply() {
     document.documentElement.lang = lang;
     document.querySelectorAll('[data-t]').forEach(el => { el.textContent = t(el.dataset.t); });
     setStatus(lastStatus[0], lastStatus[1]);
+    lines.forEach(([k, extra], id) => setLine(id, k, extra));
+    onLangChange.forEach(f => f());
   }
 
   function initLang() {
@@ -77,13 +139,26 @@
     apply();
   }
 
+  // A string with {s} takes the extra in place (a number of seconds), others get it appended.
+  function format(k, extra) {
+    const text = t(k);
+    return text.includes('{s}') ? text.replace('{s}', extra) : text + (extra ? ' ' + extra : '');
+  }
+
   function setStatus(k, extra) {
     lastStatus = [k, extra || ''];
     const el = document.getElementById('status');
-    // A string with {s} takes the extra in place (a number of seconds), others get it appended.
-    const text = t(k);
-    if (el) el.textContent = text.includes('{s}') ? text.replace('{s}', extra) : text + (extra ? ' ' + extra : '');
+    if (el) el.textContent = format(k, extra);
     window.__status = k;
+  }
+
+  // The same for another status line (element `id`), prefixed with the string `prefix`.
+  function setLine(id, k, extra, prefix) {
+    const old = lines.get(id);
+    prefix = prefix === undefined ? (old ? old[2] : '') : prefix;
+    lines.set(id, [k, extra || '', prefix]);
+    const el = document.getElementById(id);
+    if (el) el.textContent = (prefix ? t(prefix) + ' ' : '') + format(k, extra);
   }
 
   function lessonFromPath() { return decodeURIComponent(location.pathname.split('/').filter(Boolean)[1] || ''); }
@@ -181,10 +256,20 @@
   // RTCPeerConnection from build(); when ICE fails, stays disconnected over
   // DISCONNECTED_GRACE_MS or does not connect, or the relay cannot be reached, try
   // again. A refusal (400, 401, 403, 404, ...) is shown and not retried.
-  //   opts: { url, token, role: 'teacher'|'classroom', build() -> pc,
+  //   opts: { url, token, role: 'teacher'|'classroom'|'hearing' (the teacher's own
+  //             watching session: its old session's DELETE goes first, like a classroom's),
+  //           build() -> pc,
   //           rate: { type: 'inbound-rtp'|'outbound-rtp', label }  (status every 2 s),
-  //           onGiveUp(message) }
+  //           onGiveUp(message),
+  //           pcProp: the window property that holds the current connection ('__pc'),
+  //           onStatus(key, extra): where the status goes (the page's #status line),
+  //           listen: false for a session whose media may stop for good reasons (a
+  //             classroom's voice that flows only while it holds the floor): no
+  //             reconnect when the relay falls silent, ICE alone tells }
   function keepSession(opts) {
+    const pcProp = opts.pcProp || '__pc';
+    const status = opts.onStatus || setStatus;
+    const listening = opts.listen !== false;
     // `stale`: the DELETE of a session given up, not sent yet.
     let stopped = false, session = null, failures = 0, stale = null;
     const wakers = new Set();
@@ -227,7 +312,7 @@
         const connectTimer = setTimeout(() => { if (!everConnected) end('connect_timeout'); }, CONNECT_TIMEOUT_MS);
         const check = () => {
           const st = pc.connectionState;
-          setStatus(st === 'disconnected' || st === 'failed' ? 'reconnecting' : 'conn_' + st);
+          status(st === 'disconnected' || st === 'failed' ? 'reconnecting' : 'conn_' + st);
           if (st === 'connected') {
             clearTimeout(grace); grace = null;
             if (!everConnected) {
@@ -235,7 +320,7 @@
               failures = 0;
               console.log('connected');
               if (opts.rate) {
-                watchBitrate(pc, opts.rate.type, kbps => { if (!quiet && !ended) setStatus(opts.rate.label, kbps + ' kbit/s'); });
+                watchBitrate(pc, opts.rate.type, kbps => { if (!quiet && !ended) status(opts.rate.label, kbps + ' kbit/s'); });
               }
             }
           } else if (st === 'failed') {
@@ -251,7 +336,7 @@
         // that heard from the relay all the time (media, RTCP, padding) hears
         // nothing for SILENCE_MS and the relay answers HTTP, the relay has lost
         // this session, so connect again at once.
-        listen = setInterval(async () => {
+        listen = listening && setInterval(async () => {
           if (!everConnected || probing) return;
           let rx = 0;
           (await pc.getStats()).forEach(r => { if (r.type === 'transport') rx += r.bytesReceived || 0; });
@@ -264,7 +349,7 @@
           }
           if (streak > 0) { chatty = streak >= SILENCE_MS / LISTEN_EVERY_MS; streak = 0; }
           if (!chatty || now - heardAt < SILENCE_MS) return;
-          if (!quiet) { quiet = true; setStatus('reconnecting'); }
+          if (!quiet) { quiet = true; status('reconnecting'); }
           probing = true;
           const heard = heardAt;
           const answered = await fetchWithin(opts.url, { method: 'OPTIONS', cache: 'no-store' }, PROBE_TIMEOUT_MS)
@@ -287,9 +372,9 @@
         // replaces its old session by itself (same token); its DELETE goes after.
         if (stale && opts.role !== 'teacher') { await stale(); stale = null; }
         const pc = opts.build();
-        window.__pc = pc;
+        window[pcProp] = pc;
         try {
-          setStatus(probeFirst || failures ? 'reconnecting' : 'connecting');
+          status(probeFirst || failures ? 'reconnecting' : 'connecting');
           session = await negotiate(pc, opts.url, opts.token);
           if (stale) { stale(); stale = null; }
         } catch (e) {
@@ -300,13 +385,13 @@
           if (f.giveUp) {
             stopped = true;
             if (stale) { stale(); stale = null; }
-            setStatus('refused', msg);
+            status('refused', msg);
             if (opts.onGiveUp) opts.onGiveUp(msg);
             return;
           }
           const ms = jitter(f.ms);
           console.log('attempt failed (' + msg + '); next in ' + ms + ' ms');
-          setStatus(f.key, f.key === 'relay_unreachable' ? '' : f.key === 'error' ? msg : String(Math.round(ms / 1000)));
+          status(f.key, f.key === 'relay_unreachable' ? '' : f.key === 'error' ? msg : String(Math.round(ms / 1000)));
           await wait(ms);
           probeFirst = !!f.network;
           continue;
@@ -322,7 +407,7 @@
 
     const running = run();
     return {
-      get pc() { return window.__pc; },
+      get pc() { return window[pcProp]; },
       // End the session (DELETE) and stop trying.
       async stop() {
         stopped = true;
@@ -348,5 +433,87 @@
     }, 2000);
   }
 
-  window.ClassroomRelay = { initLang, setStatus, lessonFromPath, tokenFromQuery, negotiate, keepSession, watchBitrate, t };
+  // The claims of a token (`crt1.<base64url JSON>.<sig>`), read without checking the
+  // signature (the relay checks it): what a page needs to know about itself.
+  function tokenClaims(token) {
+    try {
+      const b64 = (token.split('.')[1] || '').replace(/-/g, '+').replace(/_/g, '/');
+      const bin = atob(b64 + '='.repeat((4 - b64.length % 4) % 4));
+      return JSON.parse(new TextDecoder().decode(Uint8Array.from(bin, c => c.charCodeAt(0))));
+    } catch (e) {
+      return {};
+    }
+  }
+
+  // Follow a lesson's class list and floor (Server-Sent Events, `lesson` events):
+  // onLesson(json) at once and on every change, onState('live'|'offline'). The
+  // browser reconnects by itself after a network error; after a refusal (an HTTP
+  // error, for example before anyone is in the lesson) it does not, so open again.
+  function followLesson(lesson, token, onLesson, onState) {
+    const url = '/api/lessons/' + encodeURIComponent(lesson) + '/events?token=' + encodeURIComponent(token);
+    let es = null, closed = false, timer = null;
+    const open = () => {
+      if (closed) return;
+      es = new EventSource(url);
+      es.addEventListener('lesson', ev => {
+        let data;
+        try { data = JSON.parse(ev.data); } catch (e) { console.log('bad lesson event: ' + ev.data); return; }
+        if (onState) onState('live');
+        onLesson(data);
+      });
+      es.onerror = () => {
+        if (onState) onState('offline');
+        if (es.readyState === EventSource.CLOSED && !closed) {
+          es = null;
+          clearTimeout(timer);
+          timer = setTimeout(open, 2000);
+        }
+      };
+    };
+    open();
+    return { close() { closed = true; clearTimeout(timer); if (es) es.close(); es = null; } };
+  }
+
+  // POST a JSON body with the token; resolves with the JSON answer, rejects with an
+  // HttpError carrying the relay's reason.
+  async function postJson(url, token, body) {
+    const r = await fetchWithin(url, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'Authorization': 'Bearer ' + token },
+      body: JSON.stringify(body),
+    }, POST_TIMEOUT_MS);
+    const text = await r.text();
+    if (r.status !== 200) throw new HttpError(r.status, r.status + ' ' + text.trim());
+    try { return JSON.parse(text); } catch (e) { return null; }
+  }
+
+  // A short tone (a hand went up): 880 Hz for 150 ms. window.__beeps counts them.
+  let audioCtx = null;
+  function beep() {
+    window.__beeps = (window.__beeps || 0) + 1;
+    try {
+      audioCtx = audioCtx || new AudioContext();
+      if (audioCtx.state === 'suspended') audioCtx.resume();
+      const osc = audioCtx.createOscillator(), gain = audioCtx.createGain();
+      osc.type = 'sine';
+      osc.frequency.value = 880;
+      const now = audioCtx.currentTime;
+      gain.gain.setValueAtTime(0.25, now);
+      gain.gain.exponentialRampToValueAtTime(0.001, now + 0.15);
+      osc.connect(gain).connect(audioCtx.destination);
+      osc.start(now);
+      osc.stop(now + 0.15);
+    } catch (e) {
+      console.log('no tone: ' + e);
+    }
+  }
+  // Browsers start audio only after a gesture: let any click wake the tone up.
+  document.addEventListener('click', () => { if (audioCtx && audioCtx.state === 'suspended') audioCtx.resume(); });
+
+  function onLang(f) { onLangChange.push(f); }
+
+  window.ClassroomRelay = {
+    initLang, setStatus, setLine, lessonFromPath, tokenFromQuery, negotiate, keepSession, watchBitrate, t,
+    tokenClaims, followLesson, postJson, beep, onLang,
+  };
 })();

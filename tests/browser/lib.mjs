@@ -87,10 +87,11 @@ export async function startTeacher(browser, base, lesson, token, fail) {
 }
 
 // Open a classroom page that joins at once.
-export async function openClassroom(browser, base, lesson, token) {
+// `extra`: more query parameters for the page (for example '&picture=1').
+export async function openClassroom(browser, base, lesson, token, extra = '') {
   const page = await (await browser.newContext()).newPage();
   logPage(page, 'classroom');
-  await page.goto(`${base}/class/${lesson}?token=${encodeURIComponent(token)}&autojoin=1`);
+  await page.goto(`${base}/class/${lesson}?token=${encodeURIComponent(token)}&autojoin=1${extra}`);
   return page;
 }
 

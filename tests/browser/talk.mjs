@@ -64,7 +64,10 @@ await waitFor(teacher, () => window.__hearPc && window.__hearPc.connectionState 
 console.log('teacher hearing session connected');
 
 const classes = [];
-for (const tok of classTokens) classes.push(await openClassroom(browser, base, lesson, tok));
+// Classroom 3 also lets the teacher see the class (a small camera picture).
+for (const [i, tok] of classTokens.entries()) {
+  classes.push(await openClassroom(browser, base, lesson, tok, i === 2 ? '&picture=1' : ''));
+}
 for (const [i, p] of classes.entries()) {
   await waitFor(p, () => window.__pc && window.__pc.connectionState === 'connected', `classroom ${i + 1} did not connect`, fail);
 }
@@ -80,6 +83,27 @@ if (!listed) {
   await fail(`the teacher's class list did not show ${schools.join(', ')} watching with a picture within 30 s: `
     + `${JSON.stringify(listRows)}; list line: ${await text(teacher, 'list-status')}`);
 }
+
+// --- Classroom 3's picture is on its row of the teacher page, and only there.
+const pictureShown = await until(() => teacher.evaluate(([sel, others]) => {
+  const v = document.querySelector(sel + ' video.pic');
+  const shown = !!v && !v.classList.contains('hidden') && v.videoWidth > 0;
+  const elsewhere = others.some(o => {
+    const w = document.querySelector(o + ' video.pic');
+    return w && !w.classList.contains('hidden');
+  });
+  return shown && !elsewhere;
+}, [rowOf(schools[2]), [rowOf(schools[0]), rowOf(s2)]]), 20_000);
+const pictureFrames = await teacher.evaluate(async () => {
+  let n = 0;
+  (await window.__hearPc.getStats()).forEach(r => { if (r.type === 'inbound-rtp' && r.kind === 'video') n += r.framesDecoded || 0; });
+  return n;
+});
+if (!pictureShown || pictureFrames < 5) {
+  await fail(`the teacher page did not show ${schools[2]}'s picture on its row alone within 20 s `
+    + `(frames decoded on the hearing session: ${pictureFrames}); rows: ${JSON.stringify(await rows())}`);
+}
+console.log(`picture of ${schools[2]}: ${pictureFrames} frames decoded on the teacher's hearing session`);
 
 // --- Classroom 2 asks a question.
 const [c1, c2, c3] = classes;
@@ -177,6 +201,7 @@ const summary = {
   with_floor_packets_2s: floorGrowth,
   after_take_packets_2s: afterTake,
   talk_session_kept: talkStillUp,
+  picture_frames: pictureFrames,
 };
 console.log(JSON.stringify(summary));
 await teacher.click('#stop');

@@ -171,7 +171,14 @@ mod tests {
             StatusCode::UNAUTHORIZED
         );
         assert_eq!(
-            st(authorize(S, Some(&ok), "bio", &[TokenRole::Teacher], None, 10)),
+            st(authorize(
+                S,
+                Some(&ok),
+                "bio",
+                &[TokenRole::Teacher],
+                None,
+                10
+            )),
             StatusCode::FORBIDDEN
         );
         assert_eq!(

@@ -46,7 +46,10 @@ pub fn render(s: &EdgeStats) -> String {
         "floors_held",
         "Lessons in which a school holds the floor.",
         "gauge",
-        s.lessons.iter().filter(|l| l.floor.holder.is_some()).count() as u64,
+        s.lessons
+            .iter()
+            .filter(|l| l.floor.holder.is_some())
+            .count() as u64,
     );
     gauge(
         "hands_raised",

@@ -52,7 +52,9 @@ pub(crate) struct AppState {
 const STATS_FRESH: Duration = Duration::from_millis(250);
 
 impl AppState {
-    pub(crate) async fn stats(&self) -> Result<Arc<relay_webrtc::EdgeStats>, relay_webrtc::EdgeError> {
+    pub(crate) async fn stats(
+        &self,
+    ) -> Result<Arc<relay_webrtc::EdgeStats>, relay_webrtc::EdgeError> {
         let mut cached = self.stats.lock().await;
         if let Some((at, st)) = cached.as_ref() {
             if at.elapsed() < STATS_FRESH {
@@ -159,7 +161,10 @@ pub fn router(cfg: HttpConfig, edge: Handle) -> (Router, Control) {
             get(crate::lesson_api::events),
         )
         .route("/api/lessons/{lesson}/hand", post(crate::lesson_api::hand))
-        .route("/api/lessons/{lesson}/floor", post(crate::lesson_api::floor))
+        .route(
+            "/api/lessons/{lesson}/floor",
+            post(crate::lesson_api::floor),
+        )
         .route(
             "/whip/{lesson}/{id}",
             axum::routing::delete(delete_resource)

@@ -45,7 +45,11 @@ pub(super) fn choose_layers(cfg: &RelayConfig, l: &mut Lesson, now: Instant, fx:
     });
     // One budget per school link: its classrooms share one bottleneck.
     let mut schools: HashMap<&str, (u64, u64)> = HashMap::new();
-    for s in l.subscribers.iter().filter(|s| s.audience == Audience::Classroom) {
+    for s in l
+        .subscribers
+        .iter()
+        .filter(|s| s.audience == Audience::Classroom)
+    {
         if let Some(e) = s.link.estimate {
             let v = schools.entry(s.school.as_str()).or_default();
             v.0 += e;

@@ -248,7 +248,10 @@ pub enum Output {
         from_bps: u64,
     },
     /// A lesson's floor changed (a hand, a grant, open floor, a school that left).
-    Floor { lesson: String, floor: FloorState },
+    Floor {
+        lesson: String,
+        floor: FloorState,
+    },
     /// Nothing more to do now; call `handle_input(Input::Timeout)` at this time
     /// (the same as [`crate::Relay::poll_timeout`]); `None`: nothing waits on time.
     Timeout(Option<Instant>),

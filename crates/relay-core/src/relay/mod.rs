@@ -324,10 +324,12 @@ impl Relay {
                 // teacher's hearing session on every m-line.
                 let class_feed = match j.audience {
                     Audience::Teacher => true,
-                    Audience::Classroom => spec.kind == Kind::Audio && {
-                        audio_n += 1;
-                        audio_n == 2
-                    },
+                    Audience::Classroom => {
+                        spec.kind == Kind::Audio && {
+                            audio_n += 1;
+                            audio_n == 2
+                        }
+                    }
                 };
                 Slot {
                     spec,

@@ -27,9 +27,9 @@ mod core_out;
 mod forward;
 mod lifecycle;
 mod stats;
+mod talk;
 #[cfg(test)]
 mod tests;
-mod talk;
 
 /// A session that has not connected (ICE and DTLS) within this time is dropped: a
 /// client that posts offers and never connects holds a session for at most this long.

@@ -4,8 +4,12 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::link::{adapt_subscriber, LessonPlan};
-use super::{Audience, Kind, Lesson, Output, RelayConfig, Slot, Source, Totals, Track};
-use crate::ids::PeerId;
+use super::{
+    Audience, Forward, Kind, Lesson, Output, RelayConfig, RtpIn, Slot, Source, Totals, Track,
+};
+use crate::ids::{Mid, PeerId};
+use crate::layers::RateMeter;
+use crate::rewrite::Rewritten;
 
 /// What the core has to say to the edge, and the counters that go with it: one
 /// place every part of the core writes to.
@@ -16,6 +20,37 @@ pub(super) struct Effects {
     /// The earliest deferred keyframe request (see [`crate::KeyframeThrottle`]),
     /// at most this early: a keyframe arriving first cancels it.
     pub(super) keyframe_due: Option<Instant>,
+}
+
+impl Effects {
+    /// Send `rtp` (from `from`) to `to` on its m-line `mid`, numbered `w`, and count
+    /// it against the receiver's rate meter `sent`.
+    pub(super) fn forward(
+        &mut self,
+        now: Instant,
+        sent: &mut RateMeter,
+        (to, mid): (PeerId, Mid),
+        from: PeerId,
+        rtp: &RtpIn,
+        w: Rewritten,
+    ) {
+        sent.add(now, rtp.payload.len());
+        self.totals.packets_forwarded += 1;
+        self.totals.bytes_forwarded += rtp.payload.len() as u64;
+        self.out.push_back(Output::Forward(Forward {
+            to,
+            mid,
+            from,
+            pt: rtp.pt,
+            codec: rtp.codec,
+            seq: w.seq,
+            ts: w.ts,
+            marker: rtp.marker,
+            vp8_picture_id: w.vp8_picture_id,
+            vp8_tl0_pic_idx: w.vp8_tl0_pic_idx,
+            payload: rtp.payload.clone(),
+        }));
+    }
 }
 
 /// Pick every video slot's target layer in lesson `l` from what arrives now and

@@ -491,22 +491,8 @@ impl Relay {
                 let Some(w) = out else {
                     continue;
                 };
-                s.sent.add(now, rtp.payload.len());
-                self.fx.totals.packets_forwarded += 1;
-                self.fx.totals.bytes_forwarded += rtp.payload.len() as u64;
-                self.fx.out.push_back(Output::Forward(Forward {
-                    to: s.peer,
-                    mid: slot.spec.mid,
-                    from: peer,
-                    pt: rtp.pt,
-                    codec: rtp.codec,
-                    seq: w.seq,
-                    ts: w.ts,
-                    marker: rtp.marker,
-                    vp8_picture_id: w.vp8_picture_id,
-                    vp8_tl0_pic_idx: w.vp8_tl0_pic_idx,
-                    payload: rtp.payload.clone(),
-                }));
+                let to = (s.peer, slot.spec.mid);
+                self.fx.forward(now, &mut s.sent, to, peer, &rtp, w);
             }
         }
         // A layer that starts (or resumes) may be what a classroom waits for.

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use super::choose::choose_layers;
 use super::{
-    Audience, Effects, FloorChange, FloorError, FloorState, Forward, Lesson, Output,
-    PublishedTrack, Relay, RelayConfig, RtpIn, Source,
+    Audience, Effects, FloorChange, FloorError, FloorState, Lesson, Output, PublishedTrack, Relay,
+    RelayConfig, RtpIn, Source,
 };
 use crate::codec;
 use crate::ids::{Mid, PeerId};
@@ -322,22 +322,7 @@ fn picture_packet(
             let Some(w) = w else {
                 continue;
             };
-            s.sent.add(now, rtp.payload.len());
-            fx.totals.packets_forwarded += 1;
-            fx.totals.bytes_forwarded += rtp.payload.len() as u64;
-            fx.out.push_back(Output::Forward(Forward {
-                to: s.peer,
-                mid: slot.spec.mid,
-                from: peer,
-                pt: rtp.pt,
-                codec: rtp.codec,
-                seq: w.seq,
-                ts: w.ts,
-                marker: rtp.marker,
-                vp8_picture_id: w.vp8_picture_id,
-                vp8_tl0_pic_idx: w.vp8_tl0_pic_idx,
-                payload: rtp.payload.clone(),
-            }));
+            fx.forward(now, &mut s.sent, (s.peer, slot.spec.mid), peer, &rtp, w);
         }
     }
     let Some(t) = l.talkers.iter_mut().find(|t| t.peer == peer) else {
@@ -415,21 +400,6 @@ pub(super) fn talk_packet(
         let Some(w) = w else {
             continue;
         };
-        s.sent.add(now, rtp.payload.len());
-        fx.totals.packets_forwarded += 1;
-        fx.totals.bytes_forwarded += rtp.payload.len() as u64;
-        fx.out.push_back(Output::Forward(Forward {
-            to: s.peer,
-            mid: slot.spec.mid,
-            from: peer,
-            pt: rtp.pt,
-            codec: rtp.codec,
-            seq: w.seq,
-            ts: w.ts,
-            marker: rtp.marker,
-            vp8_picture_id: None,
-            vp8_tl0_pic_idx: None,
-            payload: rtp.payload.clone(),
-        }));
+        fx.forward(now, &mut s.sent, (s.peer, slot.spec.mid), peer, &rtp, w);
     }
 }

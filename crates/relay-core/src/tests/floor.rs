@@ -214,6 +214,8 @@ fn talk_back_goes_out_only_with_the_floor_as_one_continuous_stream() {
         join_hearing(&mut w, peer, school);
     }
     join_teacher_ear(&mut w, 30);
+    // A plain player with one audio m-line.
+    w.join(13, "d", None);
     talker(&mut w, 20, "a");
     talker(&mut w, 21, "b");
     w.run(Duration::from_millis(200));
@@ -254,6 +256,15 @@ fn talk_back_goes_out_only_with_the_floor_as_one_continuous_stream() {
     // and none of the floor's does.
     assert!(got(&w, 12, "a").iter().all(|f| f.from == PeerId(1)));
     assert!(got(&w, 30, "t").iter().all(|f| f.from != PeerId(1)));
+    assert!(
+        w.audio(13).iter().all(|f| f.from == PeerId(1)),
+        "one audio m-line: the teacher alone"
+    );
+    assert_eq!(
+        w.got.keys().filter(|(to, _)| *to == PeerId(13)).count(),
+        2,
+        "a plain player gets its own two m-lines only"
+    );
 
     floor(&mut w, give(Some("b"))).unwrap();
     for n in 60..110 {

@@ -52,6 +52,17 @@ for (const [i, c] of result.classrooms.entries()) {
   if (c.frames_decoded_growth < 20) await fail(`classroom ${i} decoded only ${c.frames_decoded_growth} frames in 4 s`);
   if (c.audio_packets_growth < 100) await fail(`classroom ${i} received only ${c.audio_packets_growth} audio packets in 4 s`);
 }
+// No slides are shared: every classroom's camera fills the stage (no corner picture
+// over a black stage), whatever reaches the slides' m-line.
+for (const [i, p] of classes.entries()) {
+  const layout = await p.evaluate(() => ({
+    camera_in_corner: document.getElementById('camera').classList.contains('pip'),
+    slides_shown: !document.getElementById('screen').classList.contains('hidden'),
+  }));
+  if (layout.camera_in_corner || layout.slides_shown) {
+    await fail(`classroom ${i}: no slides are shared, yet the stage shows ${JSON.stringify(layout)}`);
+  }
+}
 // Stop: the teacher's DELETE ends the lesson for the classrooms' media.
 await teacher.click('#stop');
 await browser.close();

@@ -180,7 +180,7 @@ pub fn red(data: &[u8]) {
     let rest = r.rest();
     let (prev, primary) = rest.split_at(split.min(rest.len()));
     let prev_ts = ts.wrapping_sub(lag);
-    let w = red::wrap(pt, ts, primary, Some((prev_ts, prev)));
+    let w = red::wrap(pt, ts, primary, &[(prev_ts, prev)]);
     let blocks = red::parse(&w).expect("the relay parses its own RED");
     let kept = lag > 0 && lag <= red::MAX_OFFSET && !prev.is_empty() && prev.len() <= 1023;
     let mut want = vec![];
@@ -201,7 +201,7 @@ pub fn red(data: &[u8]) {
     assert_eq!(theirs.len(), want.len());
     assert_eq!(theirs.last().map(|b| b.payload), Some(primary));
     // Without a previous frame it is plain one-block RED.
-    let alone = red::wrap(pt, ts, primary, None);
+    let alone = red::wrap(pt, ts, primary, &[]);
     assert_eq!(alone.len(), primary.len() + 1);
     assert_eq!(red::parse(&alone).map(|b| b.len()), Some(1));
 }

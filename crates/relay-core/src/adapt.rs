@@ -98,6 +98,12 @@ pub struct AdaptConfig {
     pub assumed_screen_bps: u64,
     /// Opus voice plus overhead, until measured.
     pub assumed_audio_bps: u64,
+    /// A receiver report with at least this much loss makes voice towards the
+    /// classroom two-deep RED (each packet carries the two previous frames), for
+    /// classrooms that negotiated RED.
+    pub red_deep_loss: f32,
+    /// Two-deep RED stays this long after the last such report.
+    pub red_deep_hold: Duration,
 }
 
 impl Default for AdaptConfig {
@@ -125,6 +131,8 @@ impl Default for AdaptConfig {
             assumed_bps: [200_000, 600_000, 1_700_000],
             assumed_screen_bps: 400_000,
             assumed_audio_bps: 60_000,
+            red_deep_loss: 0.02,
+            red_deep_hold: Duration::from_secs(20),
         }
     }
 }

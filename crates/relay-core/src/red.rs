@@ -1,6 +1,6 @@
 //! RFC 2198 redundant audio (RED), as browsers use it for Opus: each packet carries
-//! the previous frame again, so a classroom that loses one voice packet rebuilds it
-//! from the next. The relay adds it per classroom, on the classroom's own link, for
+//! the previous frame again (or the previous two, on a lossy link), so a classroom
+//! that loses one voice packet (or two in a row) rebuilds them from the next. The relay adds it per classroom, on the classroom's own link, for
 //! classrooms that negotiated `audio/red`; the teacher's own packets stay plain
 //! Opus.
 
@@ -19,22 +19,27 @@ pub struct Block<'a> {
     pub data: &'a [u8],
 }
 
-/// A RED payload carrying `primary` (payload type `pt`, at timestamp `ts`) and, if
-/// given and recent enough, the frame before it (`prev`: its timestamp and data).
-pub fn wrap(pt: u8, ts: u32, primary: &[u8], prev: Option<(u32, &[u8])>) -> Vec<u8> {
-    let red = prev.and_then(|(pts, data)| {
-        let offset = ts.wrapping_sub(pts);
-        (offset > 0 && offset <= MAX_OFFSET && !data.is_empty() && data.len() <= MAX_BLOCK)
-            .then_some((offset, data))
-    });
-    let mut out = Vec::with_capacity(primary.len() + red.map_or(1, |(_, d)| d.len() + 5));
-    if let Some((offset, data)) = red {
+/// A RED payload carrying `primary` (payload type `pt`, at timestamp `ts`) and the
+/// frames before it that are recent enough (`prev`: timestamp and data, oldest
+/// first; one for one-deep redundancy, two for two-deep).
+pub fn wrap(pt: u8, ts: u32, primary: &[u8], prev: &[(u32, &[u8])]) -> Vec<u8> {
+    let red: Vec<(u32, &[u8])> = prev
+        .iter()
+        .filter_map(|&(pts, data)| {
+            let offset = ts.wrapping_sub(pts);
+            (offset > 0 && offset <= MAX_OFFSET && !data.is_empty() && data.len() <= MAX_BLOCK)
+                .then_some((offset, data))
+        })
+        .collect();
+    let size = primary.len() + 1 + red.iter().map(|(_, d)| d.len() + 4).sum::<usize>();
+    let mut out = Vec::with_capacity(size);
+    for (offset, data) in &red {
         out.push(0x80 | (pt & 0x7f));
         let word = (offset << 10) | data.len() as u32;
         out.extend_from_slice(&[(word >> 16) as u8, (word >> 8) as u8, word as u8]);
     }
     out.push(pt & 0x7f);
-    if let Some((_, data)) = red {
+    for (_, data) in &red {
         out.extend_from_slice(data);
     }
     out.extend_from_slice(primary);
@@ -78,7 +83,7 @@ mod tests {
 
     #[test]
     fn wrap_then_parse_gives_both_frames() {
-        let p = wrap(111, 10_960, b"now", Some((10_000, b"before")));
+        let p = wrap(111, 10_960, b"now", &[(10_000, b"before")]);
         // Header: F=1|PT, offset 960 << 10 | len 6; then F=0|PT.
         assert_eq!(&p[..5], &[0x80 | 111, 0x0f, 0x00, 0x06, 111]);
         let b = parse(&p).unwrap();
@@ -102,17 +107,31 @@ mod tests {
     #[test]
     fn no_redundancy_without_a_recent_previous_frame() {
         for prev in [
-            None,
-            Some((0u32, &b"old"[..])),
-            Some((10_960, &b"same ts"[..])),
+            &[][..],
+            &[(0u32, &b"old"[..])][..],
+            &[(10_960, &b"same ts"[..])][..],
         ] {
             let p = wrap(111, 10_960, b"now", prev);
             assert_eq!(p, [&[111u8][..], b"now"].concat(), "{prev:?}");
             assert_eq!(parse(&p).unwrap().len(), 1);
         }
         // Across the RTP timestamp wrap.
-        let p = wrap(111, 500, b"now", Some((u32::MAX - 459, b"x")));
+        let p = wrap(111, 500, b"now", &[(u32::MAX - 459, b"x")]);
         assert_eq!(parse(&p).unwrap()[0].ts_offset, 960);
+    }
+
+    #[test]
+    fn two_deep_carries_both_previous_frames_oldest_first() {
+        let p = wrap(111, 11_920, b"now", &[(10_000, b"two"), (10_960, b"one")]);
+        let b = parse(&p).unwrap();
+        let got: Vec<(u32, &[u8])> = b.iter().map(|b| (b.ts_offset, b.data)).collect();
+        assert_eq!(
+            got,
+            vec![(1920, &b"two"[..]), (960, &b"one"[..]), (0, &b"now"[..])]
+        );
+        // A frame too old to matter is left out, the recent one kept.
+        let p = wrap(111, 20_000, b"now", &[(10_000, b"old"), (19_040, b"one")]);
+        assert_eq!(parse(&p).unwrap().len(), 2);
     }
 
     #[test]

@@ -23,13 +23,14 @@ pub(super) struct Effects {
 }
 
 impl Effects {
-    /// Send `rtp` (from `from`) to `to` on its m-line `mid`, numbered `w`, and count
-    /// it against the receiver's rate meter `sent`.
+    /// Send `rtp` (from `from`) to `to` on its m-line `mid` (voice with `red_depth`
+    /// previous frames where RED is on), numbered `w`, and count it against the
+    /// receiver's rate meter `sent`.
     pub(super) fn forward(
         &mut self,
         now: Instant,
         sent: &mut RateMeter,
-        (to, mid): (PeerId, Mid),
+        (to, mid, red_depth): (PeerId, Mid, u8),
         from: PeerId,
         rtp: &RtpIn,
         w: Rewritten,
@@ -48,6 +49,7 @@ impl Effects {
             marker: rtp.marker,
             vp8_picture_id: w.vp8_picture_id,
             vp8_tl0_pic_idx: w.vp8_tl0_pic_idx,
+            red_depth,
             payload: rtp.payload.clone(),
         }));
     }

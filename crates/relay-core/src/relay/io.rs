@@ -214,6 +214,9 @@ pub struct Forward {
     pub marker: bool,
     pub vp8_picture_id: Option<u16>,
     pub vp8_tl0_pic_idx: Option<u8>,
+    /// Voice towards a classroom that negotiated RED: how many previous frames
+    /// each packet carries again (1, or 2 on a lossy link).
+    pub red_depth: u8,
     pub payload: Arc<[u8]>,
 }
 

@@ -208,13 +208,15 @@ impl Relay {
             Input::SetLayer { now, peer, layer } => self.set_layer(now, peer, layer),
             Input::LinkEstimate { now, peer, bps } => self.link_estimate(now, peer, bps),
             Input::LinkQuality {
-                now: _,
+                now,
                 peer,
                 loss,
                 rtt,
             } => {
-                if let Some(s) = self.subscriber_mut(peer) {
-                    s.link.note_loss(loss);
+                let ac = &self.cfg.adapt;
+                if let Some((l, i)) = find_subscriber(&self.peer_lesson, &mut self.lessons, peer) {
+                    let s = &mut l.subscribers[i];
+                    s.link.note_loss(loss, now, ac);
                     s.link.loss = loss;
                     s.link.last_loss = loss.or(s.link.last_loss);
                     s.link.rtt = rtt.or(s.link.rtt);
@@ -491,7 +493,7 @@ impl Relay {
                 let Some(w) = out else {
                     continue;
                 };
-                let to = (s.peer, slot.spec.mid);
+                let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
                 self.fx.forward(now, &mut s.sent, to, peer, &rtp, w);
             }
         }
@@ -552,11 +554,6 @@ impl Relay {
                 deferred_keyframes(&self.cfg, l, now, &mut self.fx);
             }
         }
-    }
-
-    fn subscriber_mut(&mut self, peer: PeerId) -> Option<&mut Subscriber> {
-        let (l, i) = find_subscriber(&self.peer_lesson, &mut self.lessons, peer)?;
-        l.subscribers.get_mut(i)
     }
 }
 

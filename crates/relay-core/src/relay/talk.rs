@@ -322,7 +322,8 @@ fn picture_packet(
             let Some(w) = w else {
                 continue;
             };
-            fx.forward(now, &mut s.sent, (s.peer, slot.spec.mid), peer, &rtp, w);
+            let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
+            fx.forward(now, &mut s.sent, to, peer, &rtp, w);
         }
     }
     let Some(t) = l.talkers.iter_mut().find(|t| t.peer == peer) else {
@@ -400,6 +401,7 @@ pub(super) fn talk_packet(
         let Some(w) = w else {
             continue;
         };
-        fx.forward(now, &mut s.sent, (s.peer, slot.spec.mid), peer, &rtp, w);
+        let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
+        fx.forward(now, &mut s.sent, to, peer, &rtp, w);
     }
 }

@@ -368,3 +368,33 @@ fn warm_table_learns_a_school_only_after_the_ramp() {
     assert_eq!(w.relay.warm().start_for("school-a"), Some(1_600_000));
     assert_eq!(w.relay.warm().start_for("school-b"), None);
 }
+
+#[test]
+fn lossy_links_get_two_deep_voice_redundancy_for_a_while() {
+    let mut w = World::new();
+    w.run(Duration::from_millis(400));
+    w.join_with(10, "a", None, true);
+    w.join_with(11, "b", None, true);
+    w.run(Duration::from_secs(1));
+    let depth = |w: &World, peer: u64| w.audio(peer).last().map(|f| f.red_depth);
+    assert_eq!((depth(&w, 10), depth(&w, 11)), (Some(1), Some(1)));
+    // 1.5 % loss: one previous frame is enough.
+    w.loss(10, 0.015);
+    w.run(Duration::from_secs(1));
+    assert_eq!(depth(&w, 10), Some(1));
+    // 4 % loss towards a for a few reports: two previous frames, for a only.
+    for _ in 0..4 {
+        w.loss(10, 0.04);
+        w.run(Duration::from_secs(1));
+    }
+    assert_eq!((depth(&w, 10), depth(&w, 11)), (Some(2), Some(1)));
+    let hold = AdaptConfig::default().red_deep_hold;
+    w.run(hold - Duration::from_secs(2));
+    assert_eq!(depth(&w, 10), Some(2), "held after the last lossy report");
+    w.run(Duration::from_secs(2));
+    assert_eq!(
+        depth(&w, 10),
+        Some(1),
+        "one-deep again once the link is clean"
+    );
+}

@@ -6,6 +6,7 @@
 //! descriptor and the RED payload once per teacher packet, shared by every copy
 //! ([`Fanout`]).
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,10 +28,13 @@ pub(super) struct Route {
     pt: Option<Pt>,
     /// Our RED payload type, when voice goes out with redundancy.
     red: Option<Pt>,
-    /// The last voice frame sent on this route (timestamp, payload), which the next
-    /// RED packet carries again.
-    red_prev: Option<(u32, Arc<[u8]>)>,
+    /// The last voice frames sent on this route (timestamp, payload), oldest first,
+    /// which the next RED packets carry again.
+    red_prev: VecDeque<(u32, Arc<[u8]>)>,
 }
+
+/// RED carries at most this many previous frames.
+const RED_MAX_DEPTH: usize = 2;
 
 /// What the copies of one teacher packet share, kept while they are written.
 #[derive(Default)]
@@ -43,8 +47,8 @@ pub(super) struct Fanout {
 
 struct RedBuilt {
     primary: Arc<[u8]>,
-    prev: Option<Arc<[u8]>>,
-    offset: u32,
+    /// The previous frames carried: (offset, payload), oldest first.
+    prev: Vec<(u32, Arc<[u8]>)>,
     pt: u8,
     wrapped: Arc<[u8]>,
 }
@@ -61,36 +65,36 @@ impl Fanout {
         }
     }
 
-    /// `primary` wrapped as RED with `prev` (see [`relay_core::red::wrap`]): built
-    /// once for every classroom whose previous frame is the same one.
+    /// `primary` wrapped as RED with `prev` (oldest first, see
+    /// [`relay_core::red::wrap`]): built once for every classroom whose previous
+    /// frames are the same ones.
     fn red(
         &mut self,
         pt: u8,
         ts: u32,
         primary: &Arc<[u8]>,
-        prev: Option<&(u32, Arc<[u8]>)>,
+        prev: &[(u32, Arc<[u8]>)],
     ) -> Arc<[u8]> {
-        let offset = prev.map_or(0, |(pts, _)| ts.wrapping_sub(*pts));
-        if let Some(b) = &self.red {
-            let same_prev = match (&b.prev, prev) {
-                (Some(a), Some((_, b))) => Arc::ptr_eq(a, b),
-                (None, None) => true,
-                _ => false,
-            };
-            if Arc::ptr_eq(&b.primary, primary) && same_prev && b.offset == offset && b.pt == pt {
-                return b.wrapped.clone();
-            }
+        let same = |b: &RedBuilt| {
+            Arc::ptr_eq(&b.primary, primary)
+                && b.pt == pt
+                && b.prev.len() == prev.len()
+                && b.prev
+                    .iter()
+                    .zip(prev)
+                    .all(|((off, a), (pts, d))| *off == ts.wrapping_sub(*pts) && Arc::ptr_eq(a, d))
+        };
+        if let Some(b) = self.red.as_ref().filter(|b| same(b)) {
+            return b.wrapped.clone();
         }
-        let wrapped: Arc<[u8]> = Arc::from(relay_core::red::wrap(
-            pt,
-            ts,
-            primary,
-            prev.map(|(ts, d)| (*ts, &d[..])),
-        ));
+        let blocks: Vec<(u32, &[u8])> = prev.iter().map(|(t, d)| (*t, &d[..])).collect();
+        let wrapped: Arc<[u8]> = Arc::from(relay_core::red::wrap(pt, ts, primary, &blocks));
         self.red = Some(RedBuilt {
             primary: primary.clone(),
-            prev: prev.map(|(_, d)| d.clone()),
-            offset,
+            prev: prev
+                .iter()
+                .map(|(t, d)| (ts.wrapping_sub(*t), d.clone()))
+                .collect(),
             pt,
             wrapped: wrapped.clone(),
         });
@@ -114,10 +118,15 @@ impl Edge {
         // again: one lost packet on the classroom's link costs no voice.
         let (pt, payload) = match route.red {
             Some(red_pt) if !f.codec.is_video() => {
-                let wrapped = self
-                    .fanout
-                    .red(*pt, f.ts, &f.payload, route.red_prev.as_ref());
-                route.red_prev = Some((f.ts, f.payload.clone()));
+                let depth = usize::from(f.red_depth).clamp(1, RED_MAX_DEPTH);
+                let skip = route.red_prev.len().saturating_sub(depth);
+                let prev: Vec<(u32, Arc<[u8]>)> =
+                    route.red_prev.iter().skip(skip).cloned().collect();
+                let wrapped = self.fanout.red(*pt, f.ts, &f.payload, &prev);
+                if route.red_prev.len() == RED_MAX_DEPTH {
+                    route.red_prev.pop_front();
+                }
+                route.red_prev.push_back((f.ts, f.payload.clone()));
                 (red_pt, wrapped)
             }
             _ => (pt, f.payload.clone()),
@@ -177,7 +186,7 @@ impl Edge {
             red: matched
                 .as_ref()
                 .and_then(|m| m.red().filter(|_| m.spec().codec == StrCodec::Opus)),
-            red_prev: None,
+            red_prev: VecDeque::new(),
         });
         Some(p.routes.len() - 1)
     }

@@ -14,6 +14,7 @@ mod floor;
 mod loss;
 mod plan;
 mod probe;
+mod redundancy;
 #[cfg(test)]
 mod tests;
 
@@ -28,6 +29,7 @@ use loss::LossCap;
 pub(super) use plan::LessonPlan;
 use plan::{voice_cost, TrackPlan};
 use probe::Probing;
+use redundancy::VoiceRedundancy;
 
 /// What the relay knows of the link towards one classroom, and the controller that
 /// chooses the layers it gets.
@@ -50,6 +52,7 @@ pub(super) struct LinkState {
     flap: FlapBackoff,
     floor: VideoFloor,
     probe: Probing,
+    redundancy: VoiceRedundancy,
 }
 
 /// What one evaluation of a measured link looks at besides the controller's state.
@@ -104,9 +107,16 @@ impl Switch {
 }
 
 impl LinkState {
-    /// A receiver report's loss, as it arrives (see [`VideoFloor`]).
-    pub(super) fn note_loss(&mut self, loss: Option<f32>) {
+    /// Previous voice frames each RED packet carries now (see [`VoiceRedundancy`]).
+    pub(in crate::relay) fn red_depth(&self, now: Instant) -> u8 {
+        self.redundancy.depth(now)
+    }
+
+    /// A receiver report's loss, as it arrives (see [`VideoFloor`] and
+    /// [`VoiceRedundancy`]).
+    pub(super) fn note_loss(&mut self, loss: Option<f32>, now: Instant, ac: &AdaptConfig) {
         self.floor.note_loss(loss);
+        self.redundancy.note_loss(loss, now, ac);
     }
 
     /// Decides for a measured link: the budget (cut after heavy loss), the layers
@@ -293,7 +303,7 @@ pub(super) fn adapt_subscriber(
         school_share,
         ladders: &ladders,
         current,
-        audio_bps: voice_cost(s, plan),
+        audio_bps: voice_cost(s, plan, now),
         sent_bps: s.sent.window_wire_bps(now, cfg.layer_idle),
     };
     let d = s.link.evaluate(inputs, now, &cfg.adapt);

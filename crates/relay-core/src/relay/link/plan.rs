@@ -13,12 +13,16 @@ use crate::layers::ranked_active;
 const RED_SAVED_BPS: u64 = 56 * 8 * 50;
 
 /// What voice costs on this classroom's link: the teacher's, and the floor's while
-/// another school holds it and the classroom hears it. With RED each packet
-/// carries its payload twice (see `crate::red`), under one packet's overhead.
-pub(super) fn voice_cost(s: &Subscriber, plan: &LessonPlan) -> u64 {
+/// another school holds it and the classroom hears it. With RED each packet also
+/// carries the previous frame, or two (see `crate::red` and `VoiceRedundancy`),
+/// under one packet's overhead.
+pub(super) fn voice_cost(s: &Subscriber, plan: &LessonPlan, now: Instant) -> u64 {
+    let depth = u64::from(s.link.red_depth(now));
     let cost = |bps: u64, red: bool| {
         if red {
-            (2 * bps).saturating_sub(RED_SAVED_BPS).max(bps)
+            ((1 + depth) * bps)
+                .saturating_sub(depth * RED_SAVED_BPS)
+                .max(bps)
         } else {
             bps
         }

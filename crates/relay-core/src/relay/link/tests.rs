@@ -363,7 +363,7 @@ fn controller_switches_down_at_once_and_up_after_the_hold() {
     let mut current: Option<Allocation> = None;
     for (ms, estimate, loss, expect) in steps {
         if loss.is_some() {
-            link.note_loss(*loss);
+            link.note_loss(*loss, t0 + Duration::from_millis(*ms), &ac);
             link.loss = *loss;
             link.last_loss = *loss;
         }

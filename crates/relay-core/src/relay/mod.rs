@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crate::codec::{self, Codec};
 use crate::ids::{Mid, PeerId, Rid};
 use crate::layers::{Layer, LayerPref, RateMeter};
-use crate::rewrite::{Rewriter, SourcePacket};
+use crate::rewrite::{Rewriter, Rewritten, SourcePacket};
 use crate::warm::WarmTable;
 
 mod choose;
@@ -83,6 +83,30 @@ struct Slot {
 }
 
 impl Slot {
+    /// Numbering for packet `sp` of `src` on this slot's one outgoing stream:
+    /// continued while `src` is what flows, switched to when `may_switch`, `None`
+    /// otherwise (or for a packet from before the switch). True when it switched.
+    fn follow(
+        &mut self,
+        now: Instant,
+        src: Source,
+        sp: &SourcePacket,
+        clock_rate: u32,
+        may_switch: bool,
+    ) -> Option<(Rewritten, bool)> {
+        let rw = self
+            .rewriter
+            .get_or_insert_with(|| Rewriter::new(clock_rate, 1));
+        if self.current == Some(src) {
+            rw.rewrite(now, sp).map(|w| (w, false))
+        } else if may_switch {
+            self.current = Some(src);
+            Some((rw.switch_to(now, sp), true))
+        } else {
+            None
+        }
+    }
+
     fn wants_switch(&self) -> bool {
         match (self.bound, self.current) {
             (Some((peer, mid)), Some(c)) => c.peer != peer || c.mid != mid || c.rid != self.target,
@@ -471,28 +495,22 @@ impl Relay {
                 if slot.bound != Some((peer, rtp.mid)) || (is_video && slot.paused) {
                     continue;
                 }
-                let rw = slot
-                    .rewriter
-                    .get_or_insert_with(|| Rewriter::new(rtp.codec.clock_rate(), 1));
-                // Audio follows any packet of its bound track; video only the target layer.
+                // Audio follows any packet of its bound track; video only the target
+                // layer, from a keyframe (the old layer keeps flowing until then).
                 let is_target = !is_video || slot.target == src.rid;
-                let out = if slot.current == Some(src) {
-                    // The old layer keeps flowing until the new one has a keyframe.
-                    rw.rewrite(now, &sp)
-                } else if is_target && (!is_video || info.keyframe_start) {
-                    if slot.current.is_some() {
+                let may_switch = is_target && (!is_video || info.keyframe_start);
+                let had = slot.current.is_some();
+                let clock = rtp.codec.clock_rate();
+                let Some((w, switched)) = slot.follow(now, src, &sp, clock, may_switch) else {
+                    continue;
+                };
+                if switched {
+                    slot.waiting = None;
+                    if had {
                         slot.switches += 1;
                         self.fx.totals.layer_switches += 1;
                     }
-                    slot.current = Some(src);
-                    slot.waiting = None;
-                    Some(rw.switch_to(now, &sp))
-                } else {
-                    None
-                };
-                let Some(w) = out else {
-                    continue;
-                };
+                }
                 let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
                 self.fx.forward(now, &mut s.sent, to, peer, &rtp, w);
             }

@@ -16,7 +16,7 @@ use crate::codec;
 use crate::ids::{Mid, PeerId};
 use crate::keyframe::KeyframeThrottle;
 use crate::layers::RateMeter;
-use crate::rewrite::{Rewriter, SourcePacket};
+use crate::rewrite::SourcePacket;
 use crate::Kind;
 
 /// A classroom's microphone (talk-back session).
@@ -307,19 +307,10 @@ fn picture_packet(
             .iter_mut()
             .filter(|sl| sl.bound == Some((peer, rtp.mid)))
         {
-            let rw = slot
-                .rewriter
-                .get_or_insert_with(|| Rewriter::new(rtp.codec.clock_rate(), 1));
-            let w = if slot.current == Some(src) {
-                rw.rewrite(now, &sp)
-            } else if info.keyframe_start {
-                slot.current = Some(src);
-                Some(rw.switch_to(now, &sp))
-            } else {
-                wants_keyframe = true;
-                None
-            };
-            let Some(w) = w else {
+            // A new picture starts on a keyframe.
+            wants_keyframe |= slot.current != Some(src) && !info.keyframe_start;
+            let clock = rtp.codec.clock_rate();
+            let Some((w, _)) = slot.follow(now, src, &sp, clock, info.keyframe_start) else {
                 continue;
             };
             let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
@@ -388,17 +379,8 @@ pub(super) fn talk_packet(
         else {
             continue;
         };
-        let rw = slot
-            .rewriter
-            .get_or_insert_with(|| Rewriter::new(rtp.codec.clock_rate(), 1));
         // Another school's voice continues the same outgoing stream.
-        let w = if slot.current == Some(src) {
-            rw.rewrite(now, &sp)
-        } else {
-            slot.current = Some(src);
-            Some(rw.switch_to(now, &sp))
-        };
-        let Some(w) = w else {
+        let Some((w, _)) = slot.follow(now, src, &sp, rtp.codec.clock_rate(), true) else {
             continue;
         };
         let to = (s.peer, slot.spec.mid, s.link.red_depth(now));

@@ -7,6 +7,8 @@
 //! - [`scenario`]: the link-adaptation scenarios and their figures.
 //! - [`population`]: the documented school links and the assumed access kinds.
 //! - [`replay`]: replay mode, lesson by lesson; [`report`]: its outputs.
+//! - [`shape`]: a real-time shaping proxy that puts a real browser behind a
+//!   replayed school's links (to calibrate the simulator against it).
 
 pub mod janus;
 pub mod link;
@@ -17,5 +19,6 @@ pub mod population;
 pub mod replay;
 pub mod report;
 pub mod scenario;
+pub mod shape;
 pub mod voice;
 pub mod world;

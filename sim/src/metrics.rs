@@ -12,27 +12,29 @@ use crate::world::BIN;
 /// rule gives max(3 frame times, frame time + 150 ms) = 190 ms at 25 fps).
 pub const FREEZE: Duration = Duration::from_millis(190);
 
+/// A gap between rendered frames this long or longer is a pause (the sender
+/// stopped), not a freeze: Chromium's rule.
+pub const PAUSE_FROM: Duration = Duration::from_secs(5);
+
 /// One frame as the decoder would see it.
 #[derive(Debug, Clone, Copy)]
 struct Frame {
     first_seq: u64,
-    last_seq: u64,
     key: bool,
     complete_at: Instant,
     layer: u8,
+    pid: u16,
+    temporal: Option<(u8, u8)>,
 }
 
-/// Render times of the frames a VP8 decoder could show: frames are complete (all
-/// packets from the start to the marker), in order, each following the previous
-/// shown one without a hole, or a keyframe.
+/// Render times of the frames a VP8 decoder could show, as Chromium's receiver
+/// shows them: a frame is decodable once it is complete (all packets from the start
+/// to the marker) and the frame it references has been decoded, or it is a
+/// keyframe; it is shown as soon as it is decodable, unless a later frame was shown
+/// first (then it is dropped). With temporal layers (TL0PICIDX, TID) a TL0 frame
+/// references the previous TL0, a TL1 frame its TL0, a TL2 frame the last TL1 or
+/// TL0 before it; without them every frame references the one before.
 pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
-    rendered_with_delay(video, Duration::ZERO)
-}
-
-/// As [`rendered`], for a receiver that plays each frame `delay` after its first
-/// packet arrived (or when it completes, if later): a jitter buffer that has grown
-/// to cover a retransmission round trip shows repaired frames on time.
-pub fn rendered_with_delay(video: &[VideoRx], delay: Duration) -> Vec<(Instant, u8)> {
     let mut by_seq: BTreeMap<u64, VideoRx> = BTreeMap::new();
     for v in video {
         // A retransmission may arrive twice; the first arrival counts.
@@ -47,36 +49,97 @@ pub fn rendered_with_delay(video: &[VideoRx], delay: Duration) -> Vec<(Instant, 
         if v.first {
             cur = Some(Frame {
                 first_seq: seq,
-                last_seq: seq,
                 key: v.key,
-                complete_at: v.at + delay,
+                complete_at: v.at,
                 layer: v.layer,
+                pid: v.pid,
+                temporal: v.temporal,
             });
         } else if let Some(f) = cur.as_mut() {
             if contiguous {
-                f.last_seq = seq;
                 f.complete_at = f.complete_at.max(v.at);
             } else {
                 cur = None;
             }
         }
         if v.marker {
-            if let Some(f) = cur.take() {
-                frames.push(Frame { last_seq: seq, ..f });
-            }
+            frames.extend(cur.take());
         }
     }
+    // When each frame became decodable, in stream order.
+    let mut decodable: Vec<(Instant, u64, u8)> = vec![];
+    let mut refs = Refs::default();
+    for f in &frames {
+        let at = if f.key {
+            refs = Refs::default();
+            Some(f.complete_at)
+        } else {
+            refs.of(f).map(|t| t.max(f.complete_at))
+        };
+        if let Some(at) = at {
+            refs.decoded(f, at);
+            decodable.push((at, f.first_seq, f.layer));
+        }
+    }
+    decodable.sort_by_key(|&(at, seq, _)| (at, seq));
     let mut out = vec![];
-    let mut last: Option<(u64, Instant)> = None;
-    for f in frames {
-        let follows = last.is_some_and(|(s, _)| s + 1 == f.first_seq);
-        if f.key || follows {
-            let at = last.map_or(f.complete_at, |(_, t)| t.max(f.complete_at));
-            out.push((at, f.layer));
-            last = Some((f.last_seq, at));
+    let mut shown: Option<u64> = None;
+    for (at, seq, layer) in decodable {
+        if shown.is_none_or(|s| seq > s) {
+            out.push((at, layer));
+            shown = Some(seq);
         }
     }
     out
+}
+
+/// The decoded frames later frames may reference, with when each was decodable.
+#[derive(Default)]
+struct Refs {
+    /// Without temporal layers: the previous frame's PictureID.
+    last: Option<(u16, Instant)>,
+    /// The last TL0: its TL0PICIDX and PictureID.
+    tl0: Option<(u8, u16, Instant)>,
+    /// The last TL1 after it: its PictureID.
+    tl1: Option<(u16, Instant)>,
+}
+
+impl Refs {
+    /// When `f`'s reference was decodable, if it was.
+    fn of(&self, f: &Frame) -> Option<Instant> {
+        let next = |a: u16| (a + 1) % 0x8000;
+        match f.temporal {
+            None => self.last.filter(|(p, _)| next(*p) == f.pid).map(|x| x.1),
+            Some((idx, 0)) => self
+                .tl0
+                .filter(|(i, _, _)| i.wrapping_add(1) == idx)
+                .map(|x| x.2),
+            Some((idx, tid)) => {
+                let (i, pid0, t0) = self.tl0?;
+                if i != idx {
+                    return None;
+                }
+                // A TL2 frame after its group's TL1 references that TL1.
+                match self.tl1 {
+                    Some((_, t1)) if tid == 2 => Some(t1),
+                    None if tid == 2 && (f.pid + 0x8000 - pid0) % 0x8000 > 2 => None,
+                    _ => Some(t0),
+                }
+            }
+        }
+    }
+
+    fn decoded(&mut self, f: &Frame, at: Instant) {
+        self.last = Some((f.pid, at));
+        match f.temporal {
+            Some((idx, 0)) => {
+                self.tl0 = Some((idx, f.pid, at));
+                self.tl1 = None;
+            }
+            Some((_, 1)) => self.tl1 = Some((f.pid, at)),
+            _ => {}
+        }
+    }
 }
 
 /// What one classroom saw.
@@ -109,7 +172,7 @@ impl Experience {
         };
         for w in frames.windows(2) {
             let gap = w[1].0 - w[0].0;
-            if gap > FREEZE {
+            if gap > FREEZE && gap < PAUSE_FROM {
                 e.freezes += 1;
                 e.frozen += gap;
             }

@@ -128,6 +128,10 @@ pub struct Teacher {
     seq: [u64; 5],
     ts: [u32; 5],
     pid: [u16; 4],
+    /// Per video stream: TL0PICIDX, and frames since the last keyframe (the
+    /// position in the temporal-layer pattern).
+    tl0: [u8; 4],
+    since_key: [u32; 4],
     key_wanted: [bool; 4],
     next_audio: Instant,
     next_frame: Instant,
@@ -177,6 +181,8 @@ impl Teacher {
             seq: [1000, 20_000, 40_000, 60_000, 100],
             ts: [0; 5],
             pid: [1, 1000, 2000, 3000],
+            tl0: [0; 4],
+            since_key: [0; 4],
             key_wanted: [true; 4],
             next_audio: now,
             next_frame: now,
@@ -289,10 +295,42 @@ impl Teacher {
         self.ts[i] = self.ts[i].wrapping_add(90_000 / fps as u32);
         let key = std::mem::take(&mut self.key_wanted[i]);
         self.keyframes_sent += u64::from(key);
-        let frame = (bits / 8) as usize * if key { KEYFRAME_FACTOR } else { 1 };
+        if key {
+            self.since_key[i] = 0;
+        }
+        // Camera layers carry three temporal layers, as Chromium's VP8 simulcast
+        // does (L1T3: TL0 TL2 TL1 TL2 ...); a lost packet in a TL2 frame costs that
+        // frame only. TL0 frames take more of the rate, TL2 less (mean 1). Slides
+        // are one chain.
+        let tid = if i == SCREEN {
+            0
+        } else {
+            TL_PATTERN[self.since_key[i] as usize % TL_PATTERN.len()]
+        };
+        self.since_key[i] += 1;
+        if tid == 0 {
+            self.tl0[i] = self.tl0[i].wrapping_add(1);
+        }
+        let share = if i == SCREEN {
+            4
+        } else {
+            TL_SHARE[tid as usize]
+        };
+        let frame = if key {
+            (bits / 8) as usize * KEYFRAME_FACTOR
+        } else {
+            (bits / 8) as usize * share / 4
+        };
         let n = frame.div_ceil(MAX_PAYLOAD);
         for k in 0..n {
-            let mut payload = vp8_payload(self.pid[i], k == 0, key, frame / n, tag);
+            let mut payload = vp8_payload_tl(
+                self.pid[i],
+                Some((self.tl0[i], tid)),
+                k == 0,
+                key,
+                frame / n,
+                tag,
+            );
             stamp(&mut payload, now);
             let mut api = self.peer.rtc.direct_api();
             if let Some(tx) = api.stream_tx_by_mid(mid, rid) {
@@ -306,15 +344,35 @@ impl Teacher {
     }
 }
 
+/// Temporal layer of each frame after a keyframe, in turn.
+const TL_PATTERN: [u8; 4] = [0, 2, 1, 2];
+/// A frame's size by temporal layer, in quarters of the mean.
+const TL_SHARE: [usize; 3] = [6, 4, 3];
+
 /// A VP8 payload: descriptor with a 15-bit PictureID, the keyframe bit in the first
 /// partition, and the layer index as the last byte.
 pub fn vp8_payload(picture_id: u16, first: bool, key: bool, size: usize, layer: u8) -> Vec<u8> {
+    vp8_payload_tl(picture_id, None, first, key, size, layer)
+}
+
+/// The same, with temporal-layer fields `(TL0PICIDX, TID)` when given.
+pub fn vp8_payload_tl(
+    picture_id: u16,
+    temporal: Option<(u8, u8)>,
+    first: bool,
+    key: bool,
+    size: usize,
+    layer: u8,
+) -> Vec<u8> {
     let mut p = vec![
         if first { 0x90 } else { 0x80 },
-        0x80,
+        if temporal.is_some() { 0xe0 } else { 0x80 },
         0x80 | (picture_id >> 8) as u8,
         picture_id as u8,
     ];
+    if let Some((tl0, tid)) = temporal {
+        p.extend_from_slice(&[tl0, tid << 6]);
+    }
     if first {
         if key {
             // Frame tag, then the start code and a 1280×720 size, as a decoder (and
@@ -327,6 +385,53 @@ pub fn vp8_payload(picture_id: u16, first: bool, key: bool, size: usize, layer: 
     p.resize(size.max(8) - 1, 0x55);
     p.push(layer);
     p
+}
+
+/// What a receiver reads from a VP8 payload descriptor (RFC 7741 §4.2).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Vp8Descriptor {
+    /// Start of a frame (S bit, partition 0).
+    pub first: bool,
+    /// The first packet of a keyframe.
+    pub key: bool,
+    pub pid: u16,
+    /// (TL0PICIDX, TID), when present.
+    pub temporal: Option<(u8, u8)>,
+}
+
+pub fn vp8_descriptor(b: &[u8]) -> Option<Vp8Descriptor> {
+    let b0 = *b.first()?;
+    let first = b0 & 0x10 != 0 && b0 & 0x07 == 0;
+    let (mut at, mut pid, mut tl0, mut tid) = (1, 0, None, 0);
+    if b0 & 0x80 != 0 {
+        let x = *b.get(1)?;
+        at = 2;
+        if x & 0x80 != 0 {
+            let m = *b.get(at)?;
+            if m & 0x80 != 0 {
+                pid = u16::from_be_bytes([m & 0x7f, *b.get(at + 1)?]);
+                at += 2;
+            } else {
+                pid = u16::from(m);
+                at += 1;
+            }
+        }
+        if x & 0x40 != 0 {
+            tl0 = Some(*b.get(at)?);
+            at += 1;
+        }
+        if x & 0x30 != 0 {
+            tid = *b.get(at)? >> 6;
+            at += 1;
+        }
+    }
+    let key = first && *b.get(at)? & 0x01 == 0;
+    Some(Vp8Descriptor {
+        first,
+        key,
+        pid,
+        temporal: tl0.map(|t| (t, tid)),
+    })
 }
 
 /// The instant send stamps count from (set by the first peer made).
@@ -365,6 +470,9 @@ pub struct VideoRx {
     pub first: bool,
     pub key: bool,
     pub layer: u8,
+    /// VP8 PictureID, and (TL0PICIDX, TID) when the stream has temporal layers.
+    pub pid: u16,
+    pub temporal: Option<(u8, u8)>,
     /// When the teacher sent it (from its payload stamp).
     pub sent: Option<Instant>,
 }
@@ -393,9 +501,11 @@ pub struct Classroom {
     pub red_recovered: u64,
 }
 
-/// What a browser's video receiver does about loss: a packet missing for longer
-/// than NACK can repair breaks the picture until a keyframe, and it asks for one
-/// (PLI), again every [`PLI_EVERY`] until one arrives.
+/// What a browser's video receiver does about loss: str0m asks for the missing
+/// packets again (NACK, up to five times a round trip apart); a packet still
+/// missing after [`KEYFRAME_WAIT`] breaks the picture until a keyframe, and it asks
+/// for one (PLI), again every [`PLI_EVERY`] until one arrives. (Chromium waits as
+/// long for a decodable frame before it asks; it does not ask on a hole alone.)
 #[derive(Debug, Default)]
 struct DecoderState {
     highest: Option<u64>,
@@ -403,12 +513,10 @@ struct DecoderState {
     missing: std::collections::BTreeMap<u64, Instant>,
     need_key: bool,
     last_pli: Option<Instant>,
-    /// How long a hole may wait for a retransmission before the picture is broken.
-    repair_wait: Duration,
 }
 
-/// The shortest wait for a retransmission (on short round trips).
-pub const REPAIR_WAIT: Duration = Duration::from_millis(300);
+/// How long a hole may wait for retransmissions before the picture is broken.
+pub const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
 const PLI_EVERY: Duration = Duration::from_millis(500);
 
 impl DecoderState {
@@ -443,7 +551,7 @@ impl DecoderState {
             .missing
             .values()
             .next()
-            .is_some_and(|&t| now.saturating_duration_since(t) > self.repair_wait.max(REPAIR_WAIT))
+            .is_some_and(|&t| now.saturating_duration_since(t) > KEYFRAME_WAIT)
         {
             self.need_key = true;
             self.missing.clear();
@@ -583,14 +691,6 @@ impl Classroom {
         }
     }
 
-    /// A receiver on a link with this round trip waits that long (and a little)
-    /// for a retransmission before it gives the picture up, as a browser's video
-    /// jitter buffer does once it sees NACKs.
-    pub fn set_round_trip(&mut self, rtt: Duration) {
-        self.decoder.repair_wait = rtt + Duration::from_millis(150);
-        self.screen_decoder.repair_wait = self.decoder.repair_wait;
-    }
-
     pub fn step(&mut self, now: Instant) {
         for e in std::mem::take(&mut self.peer.events) {
             match e {
@@ -604,17 +704,18 @@ impl Classroom {
                         .map(|s| s.mid());
                     if mid == Some(self.amid) {
                         self.on_audio(now, *p.seq_no, *p.header.payload_type, &p.payload);
-                    } else if p.payload.len() >= 5 {
+                    } else if let Some(d) = vp8_descriptor(&p.payload) {
                         let b = &p.payload;
-                        let first = b[0] & 0x10 != 0;
                         let rx = VideoRx {
                             at: now,
                             seq: *p.seq_no,
                             ts: p.header.timestamp,
                             marker: p.header.marker,
-                            first,
-                            key: first && b[4] & 0x01 == 0,
+                            first: d.first,
+                            key: d.key,
                             layer: *b.last().unwrap(),
+                            pid: d.pid,
+                            temporal: d.temporal,
                             sent: stamp_of(b),
                         };
                         let screen = mid.is_some() && mid == self.smid;

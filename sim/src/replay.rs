@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use relay_core::{RelayConfig, WarmTable};
 use serde::Serialize;
 
-use crate::metrics::{rendered, rendered_with_delay, FREEZE};
+use crate::metrics::{rendered, FREEZE, PAUSE_FROM};
 use crate::peer::Classroom;
 use crate::peer::{LAYER_BPS, SCREEN_BPS};
 use crate::population::{Draw, Link, PlannedLesson, PlannedSchool};
@@ -200,24 +200,68 @@ pub(crate) fn schedule(l: &Link, minutes: u64, d: &mut Draw) -> Vec<(Duration, L
     out
 }
 
+/// Each school's emulated links in lesson `l` replayed with `seed`: the downlink's
+/// schedule and the uplink, in the lesson's school order. The calibration proxy
+/// (`classroom-sim shape`) puts a browser behind the same links.
+pub fn school_links(l: &PlannedLesson, seed: u64) -> Vec<(Vec<(Duration, LinkShape)>, LinkShape)> {
+    let mut d = Draw::new(seed);
+    l.schools
+        .iter()
+        .map(|s| {
+            (
+                schedule(&s.link, l.minutes, &mut d),
+                shape(&s.link, s.link.up_kbps),
+            )
+        })
+        .collect()
+}
+
 /// Run one lesson; the timeline of school `timeline` if it is in it.
 pub fn run_lesson(
     l: &PlannedLesson,
     seed: u64,
     timeline: Option<&str>,
 ) -> (Vec<SchoolResult>, Option<Timeline>) {
-    let mut d = Draw::new(seed);
+    let (w, schedules, analyses) = play(l, seed);
+    let end = Duration::from_secs(l.minutes * 60);
+    let mut out = vec![];
+    let mut tl = None;
+    for (i, (s, a)) in l.schools.iter().zip(analyses).enumerate() {
+        if timeline == Some(s.id.as_str()) {
+            tl = Some(timeline_of(
+                &w,
+                i,
+                &schedules[i],
+                &a.frames,
+                a.freeze_at,
+                end,
+            ));
+        }
+        out.push(a.result);
+    }
+    (out, tl)
+}
+
+/// Run one lesson; each school's analysis, frames included.
+pub fn lesson_analyses(l: &PlannedLesson, seed: u64) -> Vec<Analysis> {
+    play(l, seed).2
+}
+
+type Schedules = Vec<Vec<(Duration, LinkShape)>>;
+
+fn play(l: &PlannedLesson, seed: u64) -> (World, Schedules, Vec<Analysis>) {
     let specs: Vec<SchoolSpec> = l
         .schools
         .iter()
-        .map(|s| SchoolSpec {
+        .zip(school_links(l, seed))
+        .map(|(s, (down, up))| SchoolSpec {
             name: s.id.clone(),
-            down: schedule(&s.link, l.minutes, &mut d),
+            down,
             classrooms: 1,
-            up: Some(shape(&s.link, s.link.up_kbps)),
+            up: Some(up),
         })
         .collect();
-    let schedules: Vec<Vec<(Duration, LinkShape)>> = specs.iter().map(|s| s.down.clone()).collect();
+    let schedules: Schedules = specs.iter().map(|s| s.down.clone()).collect();
     let teacher = TeacherSpec {
         uplink: shape(&l.uplink, l.uplink.up_kbps),
         screen: true,
@@ -232,24 +276,16 @@ pub fn run_lesson(
     let end = Duration::from_secs(l.minutes * 60);
     w.run_until(end);
     let end_at = w.t0 + end;
-    let mut out = vec![];
-    let mut tl = None;
-    for (i, s) in l.schools.iter().enumerate() {
-        let delivered: u64 = w.school_bins(i).1.iter().sum();
-        let a = analyse(l, s, &w.classes[i], w.t0, end_at, delivered);
-        if timeline == Some(s.id.as_str()) {
-            tl = Some(timeline_of(
-                &w,
-                i,
-                &schedules[i],
-                &a.frames,
-                a.freeze_at,
-                end,
-            ));
-        }
-        out.push(a.result);
-    }
-    (out, tl)
+    let analyses = l
+        .schools
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let delivered: u64 = w.school_bins(i).1.iter().sum();
+            analyse(l, s, &w.classes[i], w.t0, end_at, delivered)
+        })
+        .collect();
+    (w, schedules, analyses)
 }
 
 /// One school's lesson, analysed.
@@ -271,11 +307,8 @@ pub fn analyse(
     end_at: Instant,
     delivered: u64,
 ) -> Analysis {
-    // The picture plays a round trip behind, so that retransmissions are in
-    // time (see `rendered_with_delay`); first frames are counted without it.
-    let rtt = Duration::from_millis(s.link.rtt_ms + l.uplink.rtt_ms);
-    let frames = rendered_with_delay(&c.video, rtt);
-    let first_frame = rendered(&c.video).first().map(|f| f.0);
+    let frames = rendered(&c.video);
+    let first_frame = frames.first().map(|f| f.0);
     let start = c.connected_at.unwrap_or(t0);
     let end = end_at.saturating_duration_since(t0);
     let total = end_at
@@ -288,14 +321,15 @@ pub fn analyse(
     let mut prev = (start, None::<u8>);
     for &(at, layer) in frames.iter().chain([(end_at, 255u8)].iter()) {
         let gap = at.saturating_duration_since(prev.0);
+        // A freeze as Chromium counts one: a gap over FREEZE, short of a pause.
+        if prev.1.is_some() && gap > FREEZE && gap < PAUSE_FROM && layer != 255 {
+            freezes += 1;
+            frozen += gap;
+            freeze_at.push(((prev.0 - t0).as_secs_f64(), gap.as_millis() as u64));
+        }
         match prev.1 {
             Some(pl) if gap <= PAUSE => {
                 *share.by_layer(pl as usize) += gap.as_secs_f64();
-                if gap > FREEZE && layer != 255 {
-                    freezes += 1;
-                    frozen += gap;
-                    freeze_at.push(((prev.0 - t0).as_secs_f64(), gap.as_millis() as u64));
-                }
             }
             _ => share.audio_only += gap.as_secs_f64(),
         }
@@ -316,7 +350,7 @@ pub fn analyse(
     } else {
         pct(voice.concealed)
     };
-    let slides = showing(&rendered_with_delay(&c.screen, rtt), start, end_at) / total;
+    let slides = showing(&rendered(&c.screen), start, end_at) / total;
     let slides = (slides * 1000.0).round() / 1000.0;
     let result = SchoolResult {
         id: s.id.clone(),
@@ -413,6 +447,11 @@ fn timeline_of(
     t
 }
 
+/// The seed lesson `i` of a plan is replayed with.
+pub fn lesson_seed(seed: u64, i: usize) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64 + 1)
+}
+
 /// Run every lesson on `jobs` threads, in order of the plan; `progress` is called
 /// after each lesson with (done, total).
 pub fn run_all(
@@ -433,8 +472,7 @@ pub fn run_all(
                 if i >= lessons.len() {
                     break;
                 }
-                let lesson_seed = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (i as u64 + 1);
-                let (r, t) = run_lesson(&lessons[i], lesson_seed, timeline);
+                let (r, t) = run_lesson(&lessons[i], lesson_seed(seed, i), timeline);
                 results.lock().unwrap()[i] = Some(r);
                 if let Some(t) = t {
                     *tl.lock().unwrap() = Some(t);

@@ -175,8 +175,13 @@ pub struct Outcome {
 pub const USABLE_BPS: u64 = 1_750_000;
 
 pub fn run(sc: Scenario, seed: u64) -> Outcome {
+    run_with(RelayConfig::default(), sc, seed)
+}
+
+/// [`run`] with the relay configured otherwise.
+pub fn run_with(cfg: RelayConfig, sc: Scenario, seed: u64) -> Outcome {
     let schedule: Vec<(Duration, LinkShape)> = sc.schools[0].down.clone();
-    let mut w = World::new(RelayConfig::default(), sc.schools, seed);
+    let mut w = World::new(cfg, sc.schools, seed);
     w.run_until(sc.duration);
     let seen: Vec<Experience> = w.classes.iter().map(|c| Experience::of(c, w.t0)).collect();
     let (sent, delivered) = w.school_bins(0);

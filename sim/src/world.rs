@@ -161,8 +161,7 @@ impl World {
                 let a = addr(2 + si as u8, 1 + k as u8, 6000);
                 let n = w.classes.len() as u64;
                 reseed(100 + 2 * n);
-                let (mut c, offer, pending) = Classroom::new(t0, a, si, screen);
-                c.set_round_trip(first.delay + up.delay + hub_up.delay + fat.delay);
+                let (c, offer, pending) = Classroom::new(t0, a, si, screen);
                 w.by_addr.insert(a, w.classes.len());
                 w.classes.push(c);
                 reseed(101 + 2 * n);

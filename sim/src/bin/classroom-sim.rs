@@ -36,6 +36,43 @@ enum Cmd {
     /// Prints per-school quality and the relay's own totals; stops by itself after
     /// --duration. Exit status 3 if the relay stops answering.
     Load(LoadArgs),
+    /// A real-time UDP shaping proxy with one replayed school's links (the same
+    /// schedule, rate, queue, delay, jitter and loss `replay` gives it with this
+    /// seed), for putting a real browser classroom behind them: serve the relay
+    /// with its media socket on one address (`--udp 127.0.0.1:P --workers 1`) and
+    /// `--advertise` the proxy's (--listen). Stops after the lesson's length (plus
+    /// 30 s), or on Ctrl-C.
+    Shape(ShapeArgs),
+}
+
+#[derive(clap::Args)]
+struct ShapeArgs {
+    /// As for replay: national | region:NAME | FILE.json.
+    #[arg(long)]
+    scenario: String,
+    /// The lesson (hub id) whose school to take (default: the plan's first).
+    #[arg(long)]
+    lesson: Option<String>,
+    /// The school (default: the lesson's first).
+    #[arg(long)]
+    school: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    access: Option<PathBuf>,
+    /// Lesson length in minutes instead of the plan's (the schedule of dips).
+    #[arg(long)]
+    minutes: Option<u64>,
+    /// The address browsers send to (the relay advertises it).
+    #[arg(long)]
+    listen: std::net::IpAddr,
+    /// The relay's media socket(s), ADDR:PORT; each is served on --listen at the same port.
+    #[arg(long, required = true)]
+    relay: Vec<std::net::SocketAddr>,
+    /// Shape the clients from this address only; others (the teacher) pass
+    /// straight through. Default: shape every client.
+    #[arg(long)]
+    shaped: Option<std::net::IpAddr>,
 }
 
 #[derive(clap::Args)]
@@ -114,6 +151,93 @@ fn main() -> ExitCode {
     match Cli::parse().cmd {
         Cmd::Replay(a) => replay(a),
         Cmd::Load(a) => load(a),
+        Cmd::Shape(a) => shape(a),
+    }
+}
+
+fn shape(a: ShapeArgs) -> ExitCode {
+    let mut plan = match plan_of(&a.scenario, a.access.as_ref(), a.seed) {
+        Ok(p) => p.plan,
+        Err(e) => return fail(e),
+    };
+    if a.minutes == Some(0) {
+        return fail("--minutes must be at least 1");
+    }
+    let Some(i) = (match &a.lesson {
+        Some(h) => plan.lessons.iter().position(|l| &l.hub == h),
+        None => (!plan.lessons.is_empty()).then_some(0),
+    }) else {
+        return fail(format!(
+            "no lesson {:?} in the scenario",
+            a.lesson.unwrap_or_default()
+        ));
+    };
+    let l = &mut plan.lessons[i];
+    if let Some(m) = a.minutes {
+        l.minutes = m;
+    }
+    let Some(j) = (match &a.school {
+        Some(s) => l.schools.iter().position(|x| &x.id == s),
+        None => (!l.schools.is_empty()).then_some(0),
+    }) else {
+        return fail(format!(
+            "no school {:?} in lesson {}",
+            a.school.unwrap_or_default(),
+            l.hub
+        ));
+    };
+    let seed = relay_sim::replay::lesson_seed(a.seed, i);
+    let (down, up) = relay_sim::replay::school_links(l, seed).swap_remove(j);
+    let school = &l.schools[j];
+    eprintln!(
+        "classroom-sim: shaping {} ({}, {} kbit/s down, {} up, RTT {} ms, jitter {} ms, loss {} %) on {} for {} min",
+        school.id,
+        school.link.access,
+        school.link.down_kbps,
+        school.link.up_kbps,
+        school.link.rtt_ms,
+        school.link.jitter_ms,
+        school.link.loss_pct,
+        a.listen,
+        l.minutes
+    );
+    let limit = std::time::Duration::from_secs(l.minutes * 60 + 30);
+    let shaper = relay_sim::shape::Shaper {
+        listen: a.listen,
+        relay: a.relay,
+        shaped: a.shaped,
+        down,
+        up,
+        seed: seed ^ j as u64,
+    };
+    let running = match shaper.start(limit) {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot listen on {}: {e}", a.listen)),
+    };
+    let started = Instant::now();
+    while !running.finished() {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let s = started.elapsed().as_secs();
+        if s > 0 && s % 10 == 0 && started.elapsed().subsec_millis() < 200 {
+            let st = running.stats();
+            eprintln!(
+                "classroom-sim: shaping, {s} s of {}: {} clients, up {}/{} packets delivered, down {}/{}, {} unshaped",
+                limit.as_secs(),
+                st.clients,
+                st.up_delivered,
+                st.up_sent,
+                st.down_delivered,
+                st.down_sent,
+                st.unshaped
+            );
+        }
+    }
+    match running.stop() {
+        Ok(st) => {
+            println!("{}", serde_json::to_string(&st).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(e),
     }
 }
 

@@ -291,7 +291,7 @@ fn run_lesson(sh: &Shared, index: usize, l: &PlannedLesson) -> Result<LessonRun,
     let mut schools = vec![];
     for (i, s) in l.schools.iter().enumerate() {
         let (sock, local) = udp(sh.ip)?;
-        let mut class = if let Some(j) = &mut janus {
+        let class = if let Some(j) = &mut janus {
             j.subscribe(t0, local, i)?
         } else {
             let (mut class, offer, pending) = Classroom::new(t0, local, i, true);
@@ -306,7 +306,6 @@ fn run_lesson(sh: &Shared, index: usize, l: &PlannedLesson) -> Result<LessonRun,
         };
         let sched = schedule(&s.link, minutes, &mut draw);
         let up = shape(&s.link, s.link.up_kbps);
-        class.set_round_trip(sched[0].1.delay + up.delay + Duration::from_millis(l.uplink.rtt_ms));
         schools.push(School {
             class,
             sock,

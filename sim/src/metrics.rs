@@ -220,3 +220,86 @@ pub fn first_time(
         .find(|&i| ok(rate_at(bins, i, window)))
         .map(|i| BIN * (i as u32 + 1) - from)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::peer::VideoRx;
+
+    /// 40 frames of two packets at 25 fps, L1T3 (TL0 TL2 TL1 TL2), the first a
+    /// keyframe; `late` maps a sequence number to how long its packet was delayed
+    /// (a retransmission), `None` for a packet that never came.
+    fn stream(late: &[(u64, Option<u64>)]) -> Vec<VideoRx> {
+        let t0 = Instant::now();
+        let mut out = vec![];
+        let mut tl0 = 0u8;
+        for f in 0..40u64 {
+            let tid = [0, 2, 1, 2][f as usize % 4];
+            if tid == 0 {
+                tl0 = tl0.wrapping_add(1);
+            }
+            for k in 0..2u64 {
+                let seq = 2 * f + k;
+                let delay = match late.iter().find(|(s, _)| *s == seq) {
+                    Some((_, None)) => continue,
+                    Some((_, Some(ms))) => *ms,
+                    None => 0,
+                };
+                out.push(VideoRx {
+                    at: t0 + Duration::from_millis(40 * f + delay),
+                    seq,
+                    ts: 3600 * f as u32,
+                    marker: k == 1,
+                    first: k == 0,
+                    key: k == 0 && f == 0,
+                    layer: 0,
+                    pid: f as u16,
+                    temporal: Some((tl0, tid)),
+                    sent: None,
+                });
+            }
+        }
+        out
+    }
+
+    fn freezes(frames: &[(Instant, u8)]) -> usize {
+        frames.windows(2).filter(|w| w[1].0 - w[0].0 > FREEZE).count()
+    }
+
+    #[test]
+    fn a_lost_tl2_frame_costs_that_frame_only() {
+        // Frame 5 (TL2) never completes.
+        let f = rendered(&stream(&[(11, None)]));
+        assert_eq!(f.len(), 39);
+        assert_eq!(freezes(&f), 0);
+    }
+
+    #[test]
+    fn a_lost_tl0_frame_stops_the_picture_until_it_is_repaired() {
+        // Frame 8 (TL0) is repaired 600 ms late: frames 9..23 wait for it, then
+        // show at once; one freeze, no frame lost.
+        let f = rendered(&stream(&[(17, Some(600))]));
+        assert_eq!(f.len(), 40);
+        assert_eq!(freezes(&f), 1);
+        // Never repaired: nothing after it decodes (no keyframe follows).
+        let f = rendered(&stream(&[(17, None)]));
+        assert_eq!(f.len(), 8);
+    }
+
+    #[test]
+    fn a_late_tl2_frame_is_dropped_not_waited_for() {
+        // Frame 5 (TL2) repaired 600 ms late: the frames after it do not wait; when
+        // it comes, later frames were shown, so it is dropped.
+        let f = rendered(&stream(&[(11, Some(600))]));
+        assert_eq!(f.len(), 39);
+        assert_eq!(freezes(&f), 0);
+    }
+
+    #[test]
+    fn a_tl2_frame_after_a_lost_tl1_cannot_decode() {
+        // Frame 6 (TL1) lost: frame 7 (TL2) references it; frame 8 (TL0) does not.
+        let f = rendered(&stream(&[(13, None)]));
+        assert_eq!(f.len(), 38);
+        assert_eq!(freezes(&f), 0);
+    }
+}

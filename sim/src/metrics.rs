@@ -21,6 +21,11 @@ pub const PAUSE_FROM: Duration = Duration::from_secs(5);
 struct Frame {
     first_seq: u64,
     key: bool,
+    /// Its first packet's arrival, and when the teacher sent it.
+    first_at: Instant,
+    sent: Option<Instant>,
+    /// A packet of it came by retransmission.
+    repaired: bool,
     complete_at: Instant,
     layer: u8,
     pid: u16,
@@ -50,6 +55,9 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
             cur = Some(Frame {
                 first_seq: seq,
                 key: v.key,
+                first_at: v.at,
+                sent: v.sent,
+                repaired: v.repaired,
                 complete_at: v.at,
                 layer: v.layer,
                 pid: v.pid,
@@ -58,6 +66,7 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
         } else if let Some(f) = cur.as_mut() {
             if contiguous {
                 f.complete_at = f.complete_at.max(v.at);
+                f.repaired |= v.repaired;
             } else {
                 cur = None;
             }
@@ -66,9 +75,11 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
             frames.extend(cur.take());
         }
     }
-    // When each frame became decodable, in stream order.
+    // When each frame became decodable, in stream order, and when the jitter
+    // buffer plays it.
     let mut decodable: Vec<(Instant, u64, u8)> = vec![];
     let mut refs = Refs::default();
+    let mut jb = JitterBuffer::default();
     for f in &frames {
         let at = if f.key {
             refs = Refs::default();
@@ -76,9 +87,10 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
         } else {
             refs.of(f).map(|t| t.max(f.complete_at))
         };
+        let due = jb.due(f);
         if let Some(at) = at {
             refs.decoded(f, at);
-            decodable.push((at, f.first_seq, f.layer));
+            decodable.push((at.max(due.unwrap_or(at)), f.first_seq, f.layer));
         }
     }
     decodable.sort_by_key(|&(at, seq, _)| (at, seq));
@@ -91,6 +103,51 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
         }
     }
     out
+}
+
+/// When a frame is due to play, as Chromium's jitter buffer decides it: its send
+/// time, plus the smallest send-to-arrival delay seen, plus the mean and
+/// [`JITTER_STD_DEVS`] standard deviations of how much later than that frames have
+/// completed (frames delayed by retransmission left out, as Chromium leaves them
+/// out of its jitter estimate), plus [`RENDER_DELAY`]. A frame complete by then
+/// plays on time; a later one plays when it completes.
+#[derive(Default)]
+struct JitterBuffer {
+    base: Option<Duration>,
+    mean_ms: f64,
+    var_ms2: f64,
+}
+
+/// See [`JitterBuffer`]; fitted to Chromium's `jitterBufferDelay` behind the
+/// calibration links (about 70–80 ms at 20–30 ms of link jitter).
+pub const JITTER_STD_DEVS: f64 = 2.33;
+pub const RENDER_DELAY: Duration = Duration::from_millis(10);
+/// Weight of each new frame in the jitter estimate.
+const JITTER_WEIGHT: f64 = 1.0 / 16.0;
+
+impl JitterBuffer {
+    fn due(&mut self, f: &Frame) -> Option<Instant> {
+        let sent = f.sent?;
+        let first = f.first_at.saturating_duration_since(sent);
+        let base = *self.base.get_or_insert(first);
+        let base = base.min(first);
+        self.base = Some(base);
+        let target = Duration::from_secs_f64(
+            (self.mean_ms + JITTER_STD_DEVS * self.var_ms2.sqrt()).max(0.0) / 1000.0,
+        );
+        if !f.repaired {
+            let late = f
+                .complete_at
+                .saturating_duration_since(sent)
+                .saturating_sub(base)
+                .as_secs_f64()
+                * 1000.0;
+            let d = late - self.mean_ms;
+            self.mean_ms += JITTER_WEIGHT * d;
+            self.var_ms2 += JITTER_WEIGHT * (d * d - self.var_ms2);
+        }
+        Some(sent + base + target + RENDER_DELAY)
+    }
 }
 
 /// The decoded frames later frames may reference, with when each was decodable.
@@ -255,6 +312,7 @@ mod tests {
                     layer: 0,
                     pid: f as u16,
                     temporal: Some((tl0, tid)),
+                    repaired: delay > 0,
                     sent: None,
                 });
             }
@@ -263,7 +321,10 @@ mod tests {
     }
 
     fn freezes(frames: &[(Instant, u8)]) -> usize {
-        frames.windows(2).filter(|w| w[1].0 - w[0].0 > FREEZE).count()
+        frames
+            .windows(2)
+            .filter(|w| w[1].0 - w[0].0 > FREEZE)
+            .count()
     }
 
     #[test]
@@ -293,6 +354,33 @@ mod tests {
         let f = rendered(&stream(&[(11, Some(600))]));
         assert_eq!(f.len(), 39);
         assert_eq!(freezes(&f), 0);
+    }
+
+    #[test]
+    fn the_jitter_buffer_absorbs_a_retransmission_within_its_delay() {
+        // Sent every 40 ms, arriving 50 ms later plus 0 or 30 ms of jitter in turn:
+        // the buffer plays frames about 110 ms after sending. Frame 24 (TL0) has a
+        // packet repaired 200 ms late: it plays 140 ms late, a 180 ms gap, no freeze.
+        // Played on arrival instead, the gap would be 210-240 ms: a freeze.
+        let mut v = stream(&[(49, Some(200))]);
+        let t0 = v[0].at;
+        for p in v.iter_mut() {
+            let f = p.seq / 2;
+            let sent = t0 + Duration::from_millis(40 * f);
+            let late = if p.repaired { 200 } else { 30 * (f % 2) };
+            p.sent = Some(sent);
+            p.at = sent + Duration::from_millis(50 + late);
+        }
+        let f = rendered(&v);
+        assert_eq!(f.len(), 40);
+        assert_eq!(
+            freezes(&f),
+            0,
+            "{:?}",
+            f.windows(2)
+                .map(|w| (w[1].0 - w[0].0).as_millis())
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

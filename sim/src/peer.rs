@@ -473,6 +473,8 @@ pub struct VideoRx {
     /// VP8 PictureID, and (TL0PICIDX, TID) when the stream has temporal layers.
     pub pid: u16,
     pub temporal: Option<(u8, u8)>,
+    /// It filled a hole: a retransmission (or a packet reordered past others).
+    pub repaired: bool,
     /// When the teacher sent it (from its payload stamp).
     pub sent: Option<Instant>,
 }
@@ -706,7 +708,7 @@ impl Classroom {
                         self.on_audio(now, *p.seq_no, *p.header.payload_type, &p.payload);
                     } else if let Some(d) = vp8_descriptor(&p.payload) {
                         let b = &p.payload;
-                        let rx = VideoRx {
+                        let mut rx = VideoRx {
                             at: now,
                             seq: *p.seq_no,
                             ts: p.header.timestamp,
@@ -716,6 +718,7 @@ impl Classroom {
                             layer: *b.last().unwrap(),
                             pid: d.pid,
                             temporal: d.temporal,
+                            repaired: false,
                             sent: stamp_of(b),
                         };
                         let screen = mid.is_some() && mid == self.smid;
@@ -724,6 +727,7 @@ impl Classroom {
                         } else {
                             &mut self.decoder
                         };
+                        rx.repaired = dec.missing.contains_key(&rx.seq);
                         dec.on_packet(now, rx.seq, rx.key);
                         if dec.wants_pli(now) {
                             if let Some(s) = self.peer.rtc.direct_api().stream_rx(&p.header.ssrc) {

@@ -41,7 +41,7 @@ const sample = () => c.evaluate(async () => {
   return {
     frames: v.framesDecoded || 0, height: v.frameHeight || 0, freezes: v.freezeCount || 0,
     frozen_s: v.totalFreezesDuration || 0, nacks: v.nackCount || 0, plis: v.pliCount || 0,
-    jitter_buffer_ms: v.jitterBufferEmittedCount ? 1000 * v.jitterBufferDelay / v.jitterBufferEmittedCount : 0,
+    jb_s: v.jitterBufferDelay || 0, jb_n: v.jitterBufferEmittedCount || 0,
     concealed: a.concealedSamples || 0, samples: a.totalSamplesReceived || 0,
   };
 });
@@ -53,7 +53,18 @@ const samples = [await sample()];
 for (let t = 0; t < seconds; t++) {
   await sleep(1000);
   samples.push(await sample());
-  if ((t + 1) % 20 === 0) console.log(`t=${t + 1}s ${JSON.stringify(samples[samples.length - 1])}`);
+  if ((t + 1) % 20 === 0) {
+    // The jitter buffer's mean delay over these 20 s, beside the running totals.
+    const [a, b] = [samples[samples.length - 21], samples[samples.length - 1]];
+    const jb = b.jb_n > a.jb_n ? Math.round(1000 * (b.jb_s - a.jb_s) / (b.jb_n - a.jb_n)) : 0;
+    // What the relay estimates and sends for the school, and what the teacher sends.
+    const st = await (await fetch(`${teacherBase}/api/lessons`)).json().catch(() => ({}));
+    const relay = (st.schools || []).map(s => `est=${s.estimate_kbps} budget=${s.budget_kbps} sent=${s.kbps}`).join(' ');
+    const l = (st.lessons || [])[0] || { classrooms: [], teacher_tracks: [] };
+    const rids = l.classrooms.map(c => c.receiving.map(r => r.rid).join('/')).join(' ');
+    const layers = (l.teacher_tracks || []).map(t => t.layers.map(x => `${x.rid}:${x.kbps}`).join('/')).join(' ');
+    console.log(`t=${t + 1}s jitter buffer ${jb} ms; relay ${relay} forwards ${rids}; teacher ${layers}; ${JSON.stringify(b)}`);
+  }
 }
 const [first, last] = [samples[0], samples[samples.length - 1]];
 // A second counts at the layer its frames had; one without a new frame counts as
@@ -76,7 +87,7 @@ const result = {
     ? +(100 * (last.concealed - first.concealed) / (last.samples - first.samples)).toFixed(2) : 100,
   nacks: last.nacks - first.nacks,
   plis: last.plis - first.plis,
-  jitter_buffer_ms: Math.round(last.jitter_buffer_ms),
+  jitter_buffer_ms: last.jb_n > first.jb_n ? Math.round(1000 * (last.jb_s - first.jb_s) / (last.jb_n - first.jb_n)) : 0,
 };
 console.log('calibrate ' + JSON.stringify(result));
 await teacher.click('#stop');

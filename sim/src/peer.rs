@@ -23,12 +23,15 @@ pub const FPS: u64 = 25;
 const MAX_PAYLOAD: usize = 1100;
 /// A keyframe is this many times a delta frame.
 const KEYFRAME_FACTOR: usize = 3;
-/// The teacher's screen (slides): one layer at a few frames per second.
-pub const SCREEN_BPS: u64 = 250_000;
+/// The teacher's screen (slides), as the teacher page sends it: two simulcast
+/// layers at 5 frames/s, half and full resolution. The rates are what Chromium's
+/// fake screen capture gave behind the calibration links.
+pub const SCREEN_RIDS: [&str; 2] = ["q", "f"];
+pub const SCREEN_BPS: [u64; 2] = [80_000, 150_000];
 pub const SCREEN_FPS: u64 = 5;
-/// Stream indexes in the teacher's counters.
+/// Stream indexes in the teacher's counters: camera layers, screen layers, voice.
 const SCREEN: usize = 3;
-const AUDIO: usize = 4;
+const AUDIO: usize = 5;
 /// The last payload byte of a screen packet (camera packets carry their layer).
 pub const SCREEN_LAYER: u8 = 9;
 
@@ -123,16 +126,16 @@ pub struct Teacher {
     pub smid: Option<Mid>,
     pts: Option<(str0m::media::Pt, str0m::media::Pt)>,
     pub connected: bool,
-    /// Per stream (camera layers, screen, then audio): next sequence number and
+    /// Per stream (camera layers, screen layers, then audio): next sequence number and
     /// timestamp; per video stream its PictureID and whether a keyframe is due.
-    seq: [u64; 5],
-    ts: [u32; 5],
-    pid: [u16; 4],
+    seq: [u64; 6],
+    ts: [u32; 6],
+    pid: [u16; 5],
     /// Per video stream: TL0PICIDX, and frames since the last keyframe (the
     /// position in the temporal-layer pattern).
-    tl0: [u8; 4],
-    since_key: [u32; 4],
-    key_wanted: [bool; 4],
+    tl0: [u8; 5],
+    since_key: [u32; 5],
+    key_wanted: [bool; 5],
     next_audio: Instant,
     next_frame: Instant,
     next_screen: Instant,
@@ -168,7 +171,22 @@ impl Teacher {
             }
             vmid = api.add_media(MediaKind::Video, Direction::SendOnly, None, None, Some(sim));
             if screen {
-                smid = Some(api.add_media(MediaKind::Video, Direction::SendOnly, None, None, None));
+                // Listed in the same order as the camera's rids.
+                let mut sim = Simulcast::new();
+                let mut rids = SCREEN_RIDS;
+                if order.first() == Some(&"f") {
+                    rids.reverse();
+                }
+                for r in rids {
+                    sim.add_send_layer(SimulcastLayer::new(r));
+                }
+                smid = Some(api.add_media(
+                    MediaKind::Video,
+                    Direction::SendOnly,
+                    None,
+                    None,
+                    Some(sim),
+                ));
             }
         });
         let t = Teacher {
@@ -178,12 +196,12 @@ impl Teacher {
             smid,
             pts: None,
             connected: false,
-            seq: [1000, 20_000, 40_000, 60_000, 100],
-            ts: [0; 5],
-            pid: [1, 1000, 2000, 3000],
-            tl0: [0; 4],
-            since_key: [0; 4],
-            key_wanted: [true; 4],
+            seq: [1000, 20_000, 40_000, 60_000, 80_000, 100],
+            ts: [0; 6],
+            pid: [1, 1000, 2000, 3000, 4000],
+            tl0: [0; 5],
+            since_key: [0; 5],
+            key_wanted: [true; 5],
             next_audio: now,
             next_frame: now,
             next_screen: now,
@@ -212,7 +230,11 @@ impl Teacher {
             match e {
                 Event::Connected => self.connected = true,
                 Event::KeyframeRequest(r) if Some(r.mid) == self.smid => {
-                    self.key_wanted[SCREEN] = true;
+                    for (k, x) in SCREEN_RIDS.iter().enumerate() {
+                        if r.rid.is_none_or(|rid| rid == Rid::from(*x)) {
+                            self.key_wanted[SCREEN + k] = true;
+                        }
+                    }
                 }
                 Event::KeyframeRequest(r) => {
                     if let Some(i) = RIDS.iter().position(|x| r.rid == Some(Rid::from(*x))) {
@@ -257,15 +279,11 @@ impl Teacher {
             wrote = true;
         }
         while let Some(smid) = self.smid.filter(|_| self.next_screen <= now) {
-            self.send_frame(
-                now,
-                vp8,
-                smid,
-                None,
-                SCREEN,
-                SCREEN_BPS / SCREEN_FPS,
-                SCREEN_LAYER,
-            );
+            for (k, rid) in SCREEN_RIDS.iter().enumerate() {
+                let rid = Some(Rid::from(*rid));
+                let bits = SCREEN_BPS[k] / SCREEN_FPS;
+                self.send_frame(now, vp8, smid, rid, SCREEN + k, bits, SCREEN_LAYER);
+            }
             self.next_screen += Duration::from_millis(1000 / SCREEN_FPS);
             wrote = true;
         }
@@ -290,7 +308,7 @@ impl Teacher {
         bits: u64,
         tag: u8,
     ) {
-        let fps = if i == SCREEN { SCREEN_FPS } else { FPS };
+        let fps = if i >= SCREEN { SCREEN_FPS } else { FPS };
         self.pid[i] = (self.pid[i] + 1) % 0x8000;
         self.ts[i] = self.ts[i].wrapping_add(90_000 / fps as u32);
         let key = std::mem::take(&mut self.key_wanted[i]);
@@ -302,7 +320,7 @@ impl Teacher {
         // does (L1T3: TL0 TL2 TL1 TL2 ...); a lost packet in a TL2 frame costs that
         // frame only. TL0 frames take more of the rate, TL2 less (mean 1). Slides
         // are one chain.
-        let tid = if i == SCREEN {
+        let tid = if i >= SCREEN {
             0
         } else {
             TL_PATTERN[self.since_key[i] as usize % TL_PATTERN.len()]
@@ -311,7 +329,7 @@ impl Teacher {
         if tid == 0 {
             self.tl0[i] = self.tl0[i].wrapping_add(1);
         }
-        let share = if i == SCREEN {
+        let share = if i >= SCREEN {
             4
         } else {
             TL_SHARE[tid as usize]

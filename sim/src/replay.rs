@@ -92,17 +92,17 @@ pub struct Timeline {
     pub freezes: Vec<(f64, u64)>,
 }
 
-/// The down rate a camera layer needs, with slides, audio, overhead and the
-/// relay's headroom.
+/// The down rate a camera layer needs, with full-resolution slides, audio,
+/// overhead and the relay's headroom.
 pub fn needs_kbps(layer: usize) -> u64 {
-    let bps = (LAYER_BPS[layer] + SCREEN_BPS) * 110 / 100 + 40_000;
+    let bps = (LAYER_BPS[layer] + SCREEN_BPS[1]) * 110 / 100 + 40_000;
     bps * 100 / 85 / 1000
 }
 
 /// The hub uplink a teacher needs to send `layers` camera layers with slides
 /// (see [`crate::world::teacher_layers`]).
 pub fn hub_needs_kbps(layers: usize) -> u64 {
-    let bps: u64 = LAYER_BPS[..layers].iter().sum::<u64>() + SCREEN_BPS;
+    let bps: u64 = LAYER_BPS[..layers].iter().sum::<u64>() + SCREEN_BPS.iter().sum::<u64>();
     (bps * 110 / 100 + 40_000) * 100 / 85 / 1000
 }
 

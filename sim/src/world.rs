@@ -376,7 +376,11 @@ fn order_key(d: &[u8]) -> (u8, bool, u32) {
 /// The camera layers a teacher behind an uplink of `kbps` sends, with the screen
 /// (slides) taking its share first when shared.
 pub fn teacher_layers(kbps: u64, screen: bool) -> usize {
-    let slides = if screen { crate::peer::SCREEN_BPS } else { 0 };
+    let slides = if screen {
+        crate::peer::SCREEN_BPS.iter().sum()
+    } else {
+        0
+    };
     layers_fitting((kbps * 1000).saturating_sub(slides * 110 / 100))
 }
 

@@ -2,7 +2,8 @@
 //! str0m peers for the teacher and the classrooms, and emulated school links.
 //!
 //! - [`world`]: the event loop on a virtual clock.
-//! - [`peer`]: the teacher (Opus + 3-layer VP8 simulcast) and classrooms.
+//! - [`peer`]: the teacher (Opus + 3-layer VP8 simulcast) and classrooms; [`vp8`]:
+//!   the payloads they exchange.
 //! - [`metrics`]: freezes, layers, audio loss, and how sending followed capacity.
 //! - [`scenario`]: the link-adaptation scenarios and their figures.
 //! - [`population`]: the documented school links and the assumed access kinds.
@@ -21,4 +22,5 @@ pub mod report;
 pub mod scenario;
 pub mod shape;
 pub mod voice;
+pub mod vp8;
 pub mod world;

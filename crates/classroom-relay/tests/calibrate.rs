@@ -7,9 +7,11 @@
 //! per minute; frames, layers and concealed voice are printed beside them.
 //!
 //! `CALIBRATE_SECONDS` (default 120) sets the lesson's length and
-//! `CALIBRATE_PROFILES` (comma-separated hub ids, default `hub-3g,hub-satellite`:
-//! the two with freezes to compare) the profiles; the table in benches/README.md
-//! comes from `CALIBRATE_SECONDS=240 CALIBRATE_PROFILES=all`.
+//! `CALIBRATE_PROFILES` (comma-separated hub ids, or `all`) the profiles; the table
+//! in benches/README.md comes from `CALIBRATE_SECONDS=240 CALIBRATE_PROFILES=all`.
+//! The suite runs the 3G profile only: on the satellite one the relay's estimate
+//! of a Chromium classroom swings between about 0.5 and 1.6 Mbit/s from run to
+//! run (it pauses the camera in some), so two minutes of it do not compare.
 //!
 //! Needs CAP_NET_ADMIN (root) for `ip netns`; where that is not possible the test
 //! says SKIPPED on stderr and does nothing else (and fails under CI=true).
@@ -40,7 +42,7 @@ fn simulator_freezes_agree_with_chromium_behind_the_same_links() {
     let kinds = AccessFile::load("access-kinds.json", ACCESS_KINDS).unwrap();
     let (_, mut plan) = file_plan("calibration.json", &text, &kinds, SEED).unwrap();
     let wanted =
-        std::env::var("CALIBRATE_PROFILES").unwrap_or_else(|_| "hub-3g,hub-satellite".into());
+        std::env::var("CALIBRATE_PROFILES").unwrap_or_else(|_| "hub-3g".into());
     let wanted = Some(wanted).filter(|w| w != "all");
     let mut rows = vec![];
     let mut bad = vec![];

@@ -41,8 +41,7 @@ fn simulator_freezes_agree_with_chromium_behind_the_same_links() {
     let text = std::fs::read_to_string(&path).expect("read sim/data/calibration.json");
     let kinds = AccessFile::load("access-kinds.json", ACCESS_KINDS).unwrap();
     let (_, mut plan) = file_plan("calibration.json", &text, &kinds, SEED).unwrap();
-    let wanted =
-        std::env::var("CALIBRATE_PROFILES").unwrap_or_else(|_| "hub-3g".into());
+    let wanted = std::env::var("CALIBRATE_PROFILES").unwrap_or_else(|_| "hub-3g".into());
     let wanted = Some(wanted).filter(|w| w != "all");
     let mut rows = vec![];
     let mut bad = vec![];

@@ -401,9 +401,13 @@ impl Relay {
         let Some((l, i)) = find_subscriber(&self.peer_lesson, &mut self.lessons, peer) else {
             return;
         };
+        // Only an estimate made while the teacher is publishing says what the
+        // school's link carries: a classroom waiting in a lesson with no teacher
+        // gets only RTCP, and str0m's estimate then sinks towards 40 kbit/s.
+        let media = l.publisher.is_some();
         let s = &mut l.subscribers[i];
         let first = s.link.estimate.replace(bps).is_none();
-        if now.saturating_duration_since(s.joined) >= crate::warm::RAMP {
+        if media && now.saturating_duration_since(s.joined) >= crate::warm::RAMP {
             self.warm.observe(&s.school, bps);
         }
         // The first estimate decides the starting layers before any video is

@@ -369,6 +369,38 @@ fn warm_table_learns_a_school_only_after_the_ramp() {
     assert_eq!(w.relay.warm().start_for("school-b"), None);
 }
 
+/// A classroom waiting in a lesson whose teacher is not publishing gets no media,
+/// so its estimate says nothing of its link: the school's remembered estimate must
+/// not move (it once dragged a 1.9 Mbit/s school to 974 kbit/s on disk).
+#[test]
+fn a_classroom_without_a_teacher_teaches_the_warm_table_nothing() {
+    let mut w = World::new();
+    w.run(Duration::from_secs(1));
+    w.join(10, "school-a", None);
+    w.run(Duration::from_secs(11));
+    w.estimate(10, 2_000_000);
+    assert_eq!(w.relay.warm().start_for("school-a"), Some(1_600_000));
+    w.input(Input::SubscriberJoined {
+        now: w.now,
+        lesson: "no-teacher-yet".into(),
+        peer: PeerId(11),
+        school: "school-a".into(),
+        slots: vec![SlotSpec {
+            mid: Mid::new("a"),
+            kind: Kind::Audio,
+            redundant: false,
+        }],
+        layer: None,
+        start_bps: None,
+        audience: Audience::Classroom,
+    });
+    w.run(Duration::from_secs(11));
+    for _ in 0..50 {
+        w.estimate(11, 40_000);
+    }
+    assert_eq!(w.relay.warm().start_for("school-a"), Some(1_600_000));
+}
+
 #[test]
 fn lossy_links_get_two_deep_voice_redundancy_for_a_while() {
     let mut w = World::new();

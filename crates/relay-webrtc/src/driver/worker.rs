@@ -120,13 +120,16 @@ impl Shared {
     fn save_warm(&self, edge: &mut Edge) {
         self.fold_warm(edge);
         let Some(path) = &self.state_file else { return };
+        // One writer at a time, and the copy taken under the same lock: two workers
+        // saving at once wrote their copies in either order, and an older copy
+        // landing last undid the newer one on disk (a relay killed just then came
+        // back with the older figures).
+        let _one_writer = self.saving.lock().unwrap_or_else(|e| e.into_inner());
         let changed = {
             let mut warm = self.warm();
             warm.take_changed().then(|| warm.clone())
         };
         if let Some(table) = changed {
-            // Two workers saving at once must not interleave their writes.
-            let _one_writer = self.saving.lock().unwrap_or_else(|e| e.into_inner());
             if let Err(e) = crate::state::save(path, &table) {
                 warn!("warm start: {e}");
             }

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 /// Estimates from the first seconds of a classroom are not remembered.
 pub const RAMP: Duration = Duration::from_secs(10);
-/// Weight of a new estimate in the remembered value.
+/// How often every classroom's current estimate is observed.
+pub const OBSERVE_EVERY: Duration = Duration::from_secs(1);
+/// Weight of a new estimate in the remembered value (observed once a second: the
+/// remembered value follows a change over about 20 s).
 const ALPHA: f64 = 0.05;
 /// A warm start begins this far below what was remembered: links vary from day to
 /// day and starting too high costs a freeze, starting a bit low only a few seconds.

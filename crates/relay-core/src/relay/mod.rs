@@ -154,6 +154,8 @@ pub struct Relay {
     /// Some lesson has a teacher and classrooms: the link policy's clock runs.
     ticking: bool,
     warm: WarmTable,
+    /// When the warm table next takes every classroom's current estimate.
+    next_warm: Instant,
 }
 
 impl Relay {
@@ -169,6 +171,7 @@ impl Relay {
             origin: now,
             ticking: false,
             warm: WarmTable::default(),
+            next_warm: now,
         }
     }
 
@@ -401,15 +404,8 @@ impl Relay {
         let Some((l, i)) = find_subscriber(&self.peer_lesson, &mut self.lessons, peer) else {
             return;
         };
-        // Only an estimate made while the teacher is publishing says what the
-        // school's link carries: a classroom waiting in a lesson with no teacher
-        // gets only RTCP, and str0m's estimate then sinks towards 40 kbit/s.
-        let media = l.publisher.is_some();
         let s = &mut l.subscribers[i];
         let first = s.link.estimate.replace(bps).is_none();
-        if media && now.saturating_duration_since(s.joined) >= crate::warm::RAMP {
-            self.warm.observe(&s.school, bps);
-        }
         // The first estimate decides the starting layers before any video is
         // forwarded by preference alone.
         if first {
@@ -569,11 +565,37 @@ impl Relay {
             for l in self.lessons.values_mut() {
                 choose_layers(&self.cfg, l, now, &mut self.fx);
             }
+            if now >= self.next_warm {
+                self.next_warm = now + crate::warm::OBSERVE_EVERY;
+                self.observe_links(now);
+            }
         }
         if self.fx.keyframe_due.is_some_and(|t| t <= now) {
             self.fx.keyframe_due = None;
             for l in self.lessons.values_mut() {
                 deferred_keyframes(&self.cfg, l, now, &mut self.fx);
+            }
+        }
+    }
+}
+
+impl Relay {
+    /// The warm table takes every classroom's current estimate, once a period, so
+    /// a steady link (whose estimate stops changing) is remembered as well as a
+    /// changing one. Only while the teacher publishes: a classroom waiting in a
+    /// lesson with no teacher gets only RTCP, and str0m's estimate then sinks
+    /// towards 40 kbit/s, which says nothing of its link.
+    fn observe_links(&mut self, now: Instant) {
+        for l in self.lessons.values().filter(|l| l.publisher.is_some()) {
+            for s in l
+                .subscribers
+                .iter()
+                .filter(|s| s.audience == Audience::Classroom)
+                .filter(|s| now.saturating_duration_since(s.joined) >= crate::warm::RAMP)
+            {
+                if let Some(bps) = s.link.estimate {
+                    self.warm.observe(&s.school, bps);
+                }
             }
         }
     }

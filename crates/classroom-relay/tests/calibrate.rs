@@ -20,7 +20,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::netns::make_netns;
+use common::netns::make_netns_or_skip;
 use relay_sim::population::{file_plan, AccessFile, ACCESS_KINDS};
 use relay_sim::replay::{lesson_analyses, lesson_seed, school_links};
 use relay_sim::shape::Shaper;
@@ -125,17 +125,7 @@ fn chromium_behind(
     seconds: u64,
 ) -> Option<serde_json::Value> {
     let n = 100 + (std::process::id() + 13 + 3 * k) % 150;
-    let ns = match make_netns(n) {
-        Ok(v) => v,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true and no network namespace can be made here ({e}): this test must run in CI"
-            );
-            eprintln!("SKIPPED: cannot create a network namespace here ({e})");
-            return None;
-        }
-    };
+    let ns = make_netns_or_skip(n, |_| Ok(()))?;
     common::ensure_browser_deps();
     // The relay's media socket is on loopback only; it advertises the host's side
     // of the namespace, where the proxy listens on the same port: the classroom's

@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::netns::make_netns;
+use common::netns::make_netns_or_skip;
 
 /// The two tests share the machine's two cores with four browsers each: one at a
 /// time.
@@ -31,16 +31,8 @@ fn too_thin_a_link_gets_the_voice_alone() {
 fn shaped(k: u32, kbit: u32, expect: &str) {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let n = 100 + (std::process::id() + 77 + 2 * k) % 150;
-    let ns = match make_netns(n).and_then(|ns| ns.limit_towards(kbit, 300).map(|_| ns)) {
-        Ok(v) => v,
-        Err(e) => {
-            assert!(
-                std::env::var("CI").map_or(true, |v| v != "true"),
-                "CI=true and no network namespace can be made here ({e}): this test must run in CI"
-            );
-            eprintln!("SKIPPED: cannot create a shaped network namespace here ({e})");
-            return;
-        }
+    let Some(ns) = make_netns_or_skip(n, |ns| ns.limit_towards(kbit, 300)) else {
+        return;
     };
     common::ensure_browser_deps();
     let state = std::env::temp_dir().join(format!("{}-state.json", ns.name));

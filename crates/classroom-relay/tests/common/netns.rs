@@ -68,6 +68,25 @@ pub fn make_netns(n: u32) -> Result<Netns, String> {
     Ok(ns)
 }
 
+/// [`make_netns`] then `setup` on it; where that cannot be done here, None after
+/// saying SKIPPED on stderr, or a failure under `CI=true` (where the test must run).
+pub fn make_netns_or_skip(
+    n: u32,
+    setup: impl FnOnce(&Netns) -> Result<(), String>,
+) -> Option<Netns> {
+    match make_netns(n).and_then(|ns| setup(&ns).map(|_| ns)) {
+        Ok(ns) => Some(ns),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").map_or(true, |v| v != "true"),
+                "CI=true and no network namespace can be made here ({e}): this test must run in CI"
+            );
+            eprintln!("SKIPPED: cannot create a network namespace here ({e})");
+            None
+        }
+    }
+}
+
 impl Netns {
     /// Limit what the host sends into the namespace to `kbit` kbit/s with a token
     /// bucket whose queue holds about `queue_ms` of traffic (what a thin school

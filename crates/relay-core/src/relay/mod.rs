@@ -577,9 +577,7 @@ impl Relay {
             }
         }
     }
-}
 
-impl Relay {
     /// The warm table takes every classroom's current estimate, once a period, so
     /// a steady link (whose estimate stops changing) is remembered as well as a
     /// changing one. Only while the teacher publishes: a classroom waiting in a

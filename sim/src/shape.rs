@@ -52,7 +52,15 @@ pub struct ShapeStats {
     pub unshaped: u64,
     /// Client addresses seen.
     pub clients: usize,
+    /// Times the proxy's loop came back over 20 ms late (the machine was busy:
+    /// what crossed the links then was delayed more than the shape says), and
+    /// the longest such lateness.
+    pub stalls: u64,
+    pub longest_stall_ms: u64,
 }
+
+/// Lateness of the loop that counts as a stall.
+const STALL: Duration = Duration::from_millis(20);
 
 /// A proxy running on its own thread.
 pub struct Running {
@@ -142,8 +150,15 @@ impl Shaper {
         let mut st = ShapeStats::default();
         let mut buf = vec![0u8; 2048];
         let mut out = vec![];
+        let mut woke = start;
         while !stop.load(Ordering::Relaxed) && start.elapsed() < limit {
             let now = Instant::now();
+            let late = now.saturating_duration_since(woke + TICK);
+            woke = now;
+            if late > STALL {
+                st.stalls += 1;
+                st.longest_stall_ms = st.longest_stall_ms.max(late.as_millis() as u64);
+            }
             while let Some((at, shape)) = self.down.get(next_change) {
                 if now.duration_since(start) < *at {
                     break;

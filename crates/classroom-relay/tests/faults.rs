@@ -219,8 +219,10 @@ fn a_classroom_vanishing_and_rejoining_freezes_no_other_over_500_ms() {
     println!("classroom vanished: {result}");
     let stayers = result["classrooms"].as_array().unwrap();
     assert_eq!(stayers.len(), 2, "{result}");
+    // A gap while the teacher's own browser encoded nothing is the sender's, not
+    // the relay's (faults.mjs: relay_gap_ms).
     for c in stayers {
-        assert!(c["max_gap_ms"].as_u64().unwrap() <= 500, "{result}");
+        assert!(c["relay_gap_ms"].as_u64().unwrap() <= 500, "{result}");
     }
 }
 
@@ -329,21 +331,21 @@ fn relay_killed_and_started_again_pages_come_back_within_5_s_warm() {
                 .as_array()
                 .unwrap_or_else(|| panic!("no {k} for {s}: {result}"))
                 .iter()
-                .map(|v| v.as_u64().unwrap())
+                .filter_map(Value::as_u64)
                 .collect()
         };
         let (cold, warm) = (
             figures("start_before_kbps"),
             figures("start_after_restart_kbps"),
         );
-        println!("{s}: remembered {kept} bit/s, so starts at {start} kbit/s; the relay's estimate for a new classroom before any state {cold:?}, after the restart {warm:?}");
+        println!("{s}: remembered {kept} bit/s, so starts at {start} kbit/s; a new classroom's start and estimate before any state {cold:?}, after the restart {warm:?}");
         assert_eq!(cold.first(), Some(&500), "{s}: {result}");
         if start.abs_diff(500) <= 1 + start / 50 {
             println!("{s}: it remembered about what a new school starts at: this school cannot show the warm start in this run");
         }
-        // The first reading is the start; later ones are str0m's estimator at work
-        // (in one run of five it fell from 1097 to 40 kbit/s within 300 ms while
-        // only RTCP flowed), which says nothing of where the relay started it.
+        // The first figure is where the relay started the estimator (start_kbps);
+        // the second its estimate when read, already str0m's estimator at work (it
+        // once fell from 1097 to 40 kbit/s within 300 ms while only RTCP flowed).
         assert!(
             warm.first().is_some_and(|&k| k.abs_diff(start) <= 1 + start / 50),
             "{s} starts at {warm:?} kbit/s after the restart, the state file says {start}: {result}"

@@ -28,6 +28,7 @@ pub fn lessons_json(s: &EdgeStats) -> Value {
                     "packets": c.packets,
                     "layer_switches": c.switches,
                     "estimate_kbps": c.estimate_bps.map(|b| b / 1000),
+                    "start_kbps": c.start_bps.map(|b| b / 1000),
                     "budget_kbps": c.budget_bps / 1000,
                     "loss_pct": c.loss.map(|l| (l as f64 * 1000.0).round() / 10.0),
                     "rtt_ms": c.rtt.map(|r| r.as_millis() as u64),
@@ -89,6 +90,7 @@ mod tests {
         assert!(a["health"].as_str().unwrap().starts_with("good"));
         let c = &v["lessons"][0]["classrooms"][0];
         assert_eq!(c["estimate_kbps"], 2);
+        assert_eq!(c["start_kbps"], 500);
         assert_eq!(c["rtt_ms"], 80);
         assert_eq!(v["packets_forwarded"], 42);
     }

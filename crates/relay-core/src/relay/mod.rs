@@ -128,6 +128,8 @@ struct Subscriber {
     joined: Instant,
     /// Keyframe requests (PLI/FIR) this classroom sent.
     picture_losses: u64,
+    /// Where its estimator started (the warm start or the default).
+    start_bps: Option<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -386,6 +388,7 @@ impl Relay {
             link: LinkState::default(),
             joined: now,
             picture_losses: 0,
+            start_bps: j.start_bps,
         });
         // The classroom starts from its preferred layers; the warm start is then its
         // first estimate, which steps them down with the usual margin where the

@@ -35,6 +35,9 @@ pub struct SubscriberStats {
     pub switches: u64,
     /// Send-side estimate towards this classroom, when the edge measures one.
     pub estimate_bps: Option<u64>,
+    /// Where that estimate started when the classroom joined: what the school
+    /// sustained before (the warm start), or the configured default.
+    pub start_bps: Option<u64>,
     /// Media budget last allocated (wire bit/s, audio included); 0 without estimate.
     pub budget_bps: u64,
     pub loss: Option<f32>,
@@ -121,6 +124,7 @@ impl Relay {
                             .collect(),
                         switches: s.slots.iter().map(|sl| sl.switches).sum(),
                         estimate_bps: s.link.estimate,
+                        start_bps: s.start_bps,
                         budget_bps: s.link.budget,
                         loss: s.link.last_loss,
                         rtt: s.link.rtt,

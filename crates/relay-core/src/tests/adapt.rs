@@ -392,12 +392,23 @@ fn a_classroom_without_a_teacher_teaches_the_warm_table_nothing() {
             redundant: false,
         }],
         layer: None,
-        start_bps: None,
+        start_bps: w.relay.warm().start_for("school-a"),
         audience: Audience::Classroom,
     });
     w.estimate(11, 40_000);
     w.run(Duration::from_secs(15));
     assert_eq!(w.relay.warm().start_for("school-a"), Some(1_600_000));
+    // Where it started stays in its stats after the estimate has moved.
+    let stats = w.relay.stats(w.now);
+    let joiner = stats
+        .iter()
+        .flat_map(|l| &l.subscribers)
+        .find(|s| s.peer == PeerId(11))
+        .unwrap();
+    assert_eq!(
+        (joiner.start_bps, joiner.estimate_bps),
+        (Some(1_600_000), Some(40_000))
+    );
 }
 
 #[test]

@@ -311,10 +311,9 @@ if (mode === 'teacher-drop') {
       .map(([, ts]) => senderPause(ts, a, b)));
     c.relay_gap_ms = c.max_gap_ms - c.sender_paused_ms;
   }
+  // The harness judges the gaps (and may run the fault again: see faults.rs).
   console.log('RESULT ' + JSON.stringify(result));
-  for (const [i, c] of result.classrooms.entries()) {
-    if (c.relay_gap_ms > 500) await fail(`classroom ${i} had a ${c.max_gap_ms} ms gap between frames ${c.gap_at_ms} ms into the window (its sampler's longest pause: ${c.sampler_max_gap_ms} ms; the teacher's longest pause encoding a layer: ${JSON.stringify(result.teacher_max_encode_gap_ms)}; forwarded packets the relay held: ${JSON.stringify(result.relay_held_packets)})`);
-  }
+
 } else {
   // Only what the pages decode on their new connections counts.
   const oldConn = await Promise.all(classes.map(connId));

@@ -65,7 +65,6 @@ pub fn vp8(data: &[u8]) {
         vp8: Some(relay_core::Vp8Info {
             picture_id: Some((tail.u16() & 0x7fff, true)),
             tl0_pic_idx: Some(tail.u8()),
-            temporal: Some(tail.u8() & 3),
         }),
     };
     r.switch_to(t0, &first);

@@ -104,15 +104,6 @@ pub struct AdaptConfig {
     pub red_deep_loss: f32,
     /// Two-deep RED stays this long after the last such report.
     pub red_deep_hold: Duration,
-    /// A classroom whose round trip is at least this long and whose link loses
-    /// at least `copy_loss` (smoothed) gets its base-layer video twice: a
-    /// retransmission would come after the receiver's jitter buffer has played
-    /// the frame (Chromium's waits about 100 ms), and every later frame until the
-    /// next keyframe waits on it.
-    pub copy_rtt: Duration,
-    pub copy_loss: f32,
-    /// The copies stay this long after the link last met both.
-    pub copy_hold: Duration,
 }
 
 impl Default for AdaptConfig {
@@ -142,9 +133,6 @@ impl Default for AdaptConfig {
             assumed_audio_bps: 60_000,
             red_deep_loss: 0.02,
             red_deep_hold: Duration::from_secs(20),
-            copy_rtt: Duration::from_millis(250),
-            copy_loss: 0.002,
-            copy_hold: Duration::from_secs(20),
         }
     }
 }

@@ -33,9 +33,6 @@ pub struct Vp8Info {
     pub picture_id: Option<(u16, bool)>,
     /// TL0PICIDX, present when the encoder uses temporal layers.
     pub tl0_pic_idx: Option<u8>,
-    /// The temporal layer (TID), when the descriptor carries one: 0 is the base
-    /// every other frame refers back to.
-    pub temporal: Option<u8>,
 }
 
 /// What the core needs to know about one payload.
@@ -45,16 +42,6 @@ pub struct PayloadInfo {
     pub keyframe_start: bool,
     /// VP8 numbering, for VP8 payloads that carry it.
     pub vp8: Option<Vp8Info>,
-}
-
-impl PayloadInfo {
-    /// A packet of a VP8 base temporal layer frame (keyframes included), which
-    /// every later frame depends on: losing one freezes the picture until a
-    /// retransmission arrives, where a higher temporal layer's loss costs a frame
-    /// or two. Streams without temporal layers say nothing here (false).
-    pub fn is_base_layer(&self) -> bool {
-        self.vp8.and_then(|v| v.temporal) == Some(0)
-    }
 }
 
 /// Inspect a payload of the given codec.
@@ -120,12 +107,6 @@ fn inspect_vp8(p: &[u8]) -> PayloadInfo {
             i += 1;
         }
         if has_t || has_k {
-            let Some(&tk) = p.get(i) else {
-                return info;
-            };
-            if has_t {
-                vp8.temporal = Some(tk >> 6);
-            }
             i += 1;
         }
     }
@@ -210,8 +191,7 @@ pub(crate) mod tests {
             i.vp8,
             Some(Vp8Info {
                 picture_id: Some((300, true)),
-                tl0_pic_idx: Some(7),
-                temporal: Some(1),
+                tl0_pic_idx: Some(7)
             })
         );
         // Continuation packet of a keyframe is not a start.
@@ -222,19 +202,6 @@ pub(crate) mod tests {
         assert!(inspect(Codec::Vp8, &[0x10, 0x00, 0x9d]).keyframe_start);
         assert!(!inspect(Codec::Vp8, &[]).keyframe_start);
         assert!(!inspect(Codec::Vp8, &[0x90]).keyframe_start);
-    }
-
-    #[test]
-    fn base_layer_packets_are_keyframes_and_temporal_layer_0() {
-        let mut p = vp8_payload(300, 7, true, false);
-        let base = |p: &[u8]| inspect(Codec::Vp8, p).is_base_layer();
-        assert!(!base(&p), "TID 1");
-        p[5] = 0x00;
-        assert!(base(&p), "TID 0");
-        p[5] = 0x80;
-        assert!(!base(&p), "TID 2");
-        // No temporal layers: nothing to tell the base by.
-        assert!(!base(&[0x10, 0x00, 0x9d]));
     }
 
     /// Found by fuzzing (fuzz/regressions/vp8): numbering is taken only from a

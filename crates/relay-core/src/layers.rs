@@ -157,9 +157,6 @@ pub struct Layer {
     /// Position in the publisher's SDP (`a=simulcast`), used until rates are measured.
     pub sdp_order: usize,
     pub meter: RateMeter,
-    /// The part of `meter` that is base-layer packets (see
-    /// [`crate::codec::PayloadInfo::is_base_layer`]): what copying them costs.
-    pub base: RateMeter,
     pub keyframes: KeyframeThrottle,
     pub last_keyframe: Option<Instant>,
 }
@@ -170,7 +167,6 @@ impl Layer {
             rid,
             sdp_order,
             meter: RateMeter::default(),
-            base: RateMeter::default(),
             keyframes: KeyframeThrottle::default(),
             last_keyframe: None,
         }

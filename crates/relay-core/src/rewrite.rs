@@ -174,7 +174,6 @@ mod tests {
             vp8: Some(Vp8Info {
                 picture_id: Some((pid, true)),
                 tl0_pic_idx: Some(tl0),
-                temporal: Some(0),
             }),
         }
     }

@@ -123,12 +123,6 @@ pub fn render(s: &EdgeStats) -> String {
         "counter",
         s.totals.video_pauses,
     );
-    gauge(
-        "base_copies_total",
-        "Base-layer video packets sent twice towards classrooms on long, lossy round trips.",
-        "counter",
-        s.totals.base_copies,
-    );
 
     let schools = by_school(s);
     type Pick = fn(&School) -> String;

@@ -245,10 +245,10 @@ impl Relay {
                 let ac = &self.cfg.adapt;
                 if let Some((l, i)) = find_subscriber(&self.peer_lesson, &mut self.lessons, peer) {
                     let s = &mut l.subscribers[i];
-                    s.link.rtt = rtt.or(s.link.rtt);
                     s.link.note_loss(loss, now, ac);
                     s.link.loss = loss;
                     s.link.last_loss = loss.or(s.link.last_loss);
+                    s.link.rtt = rtt.or(s.link.rtt);
                 }
             }
             Input::Timeout(now) => self.timeout(now),
@@ -478,10 +478,6 @@ impl Relay {
         let layer = &mut track.layers[li];
         let new_layer = !layer.meter.is_active(now, self.cfg.layer_idle);
         layer.meter.add(now, rtp.payload.len());
-        let base = info.is_base_layer();
-        if base {
-            layer.base.add(now, rtp.payload.len());
-        }
         if info.keyframe_start {
             layer.keyframes.keyframe_seen();
             layer.last_keyframe = Some(now);
@@ -520,12 +516,6 @@ impl Relay {
                 }
                 let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
                 self.fx.forward(now, &mut s.sent, to, peer, &rtp, w);
-                // On a long lossy round trip the base layer goes twice (see
-                // link::BaseCopies): the receiver keeps whichever copy arrives.
-                if is_video && base && s.link.copies_base(now) {
-                    self.fx.forward(now, &mut s.sent, to, peer, &rtp, w);
-                    self.fx.totals.base_copies += 1;
-                }
             }
         }
         // A layer that starts (or resumes) may be what a classroom waits for.

@@ -18,9 +18,6 @@ pub struct Totals {
     pub video_pauses: u64,
     /// Talk-back packets dropped because their school did not hold the floor.
     pub talk_dropped: u64,
-    /// Base-layer video packets sent a second time towards a classroom on a long,
-    /// lossy round trip (also counted in `packets_forwarded`).
-    pub base_copies: u64,
 }
 
 /// A snapshot of one classroom, for metrics and the operator page.
@@ -41,8 +38,6 @@ pub struct SubscriberStats {
     /// Where that estimate started when the classroom joined: what the school
     /// sustained before (the warm start), or the configured default.
     pub start_bps: Option<u64>,
-    /// Its base-layer video goes out twice now (a long, lossy round trip).
-    pub base_copies: bool,
     /// Media budget last allocated (wire bit/s, audio included); 0 without estimate.
     pub budget_bps: u64,
     pub loss: Option<f32>,
@@ -130,7 +125,6 @@ impl Relay {
                         switches: s.slots.iter().map(|sl| sl.switches).sum(),
                         estimate_bps: s.link.estimate,
                         start_bps: s.start_bps,
-                        base_copies: s.link.copies_base(now),
                         budget_bps: s.link.budget,
                         loss: s.link.last_loss,
                         rtt: s.link.rtt,

@@ -3,7 +3,7 @@
 use super::*;
 
 impl World {
-    pub(super) fn estimate(&mut self, peer: u64, bps: u64) {
+    fn estimate(&mut self, peer: u64, bps: u64) {
         self.input(Input::LinkEstimate {
             now: self.now,
             peer: PeerId(peer),

@@ -91,8 +91,6 @@ impl Teacher {
                 for k in 0..n {
                     // The last byte tags the layer, so tests can tell what they got.
                     let mut payload = vp8_payload(self.pid[i], 0, k == 0, key);
-                    // Three temporal layers as Chromium sends them (L1T3): TID 0 2 1 2.
-                    payload[5] = [0, 2, 1, 2][(self.frame % 4) as usize] << 6;
                     // About 150, 500 and 1500 kbit/s on the wire.
                     payload.resize([700, 1200, 2400][i], 0);
                     payload.push(i as u8);
@@ -546,5 +544,4 @@ fn same_inputs_same_outputs() {
 }
 
 mod adapt;
-mod copies;
 mod floor;

@@ -10,7 +10,6 @@
 //! [`VideoFloor`] (when video may pause).
 
 mod backoff;
-mod copies;
 mod floor;
 mod loss;
 mod plan;
@@ -25,7 +24,6 @@ use std::time::{Duration, Instant};
 use super::{Kind, Output, RelayConfig, Subscriber, Totals};
 use crate::adapt::{self, AdaptConfig, Allocation, Ladder};
 use backoff::FlapBackoff;
-use copies::BaseCopies;
 use floor::VideoFloor;
 use loss::LossCap;
 pub(super) use plan::LessonPlan;
@@ -55,7 +53,6 @@ pub(super) struct LinkState {
     floor: VideoFloor,
     probe: Probing,
     redundancy: VoiceRedundancy,
-    copies: BaseCopies,
 }
 
 /// What one evaluation of a measured link looks at besides the controller's state.
@@ -115,17 +112,11 @@ impl LinkState {
         self.redundancy.depth(now)
     }
 
-    /// Whether base-layer video goes out twice now (see [`BaseCopies`]).
-    pub(in crate::relay) fn copies_base(&self, now: Instant) -> bool {
-        self.copies.on(now)
-    }
-
-    /// A receiver report's loss, as it arrives (see [`VideoFloor`],
-    /// [`VoiceRedundancy`] and [`BaseCopies`], which also looks at `self.rtt`).
+    /// A receiver report's loss, as it arrives (see [`VideoFloor`] and
+    /// [`VoiceRedundancy`]).
     pub(super) fn note_loss(&mut self, loss: Option<f32>, now: Instant, ac: &AdaptConfig) {
         self.floor.note_loss(loss);
         self.redundancy.note_loss(loss, now, ac);
-        self.copies.note(loss, self.rtt, now, ac);
     }
 
     /// Decides for a measured link: the budget (cut after heavy loss), the layers
@@ -286,21 +277,11 @@ pub(super) fn adapt_subscriber(
         }
         return;
     };
-    // With base-layer copies on, a layer costs its rate plus its base layer's again.
-    let copies = s.link.copies_base(now);
     let ladders: Vec<Ladder> = video
         .iter()
         .map(|(_, t)| Ladder {
             role: t.role,
-            rates: if copies {
-                t.rates
-                    .iter()
-                    .zip(&t.base_rates)
-                    .map(|(r, b)| r + b)
-                    .collect()
-            } else {
-                t.rates.clone()
-            },
+            rates: t.rates.clone(),
             cap: s.layer.index(t.rates.len()).unwrap_or(0),
         })
         .collect();

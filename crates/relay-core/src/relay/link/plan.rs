@@ -49,9 +49,6 @@ pub(in crate::relay) struct TrackPlan {
     /// Arriving layers, lowest first, and their wire rates.
     pub(in crate::relay) rids: Vec<Option<Rid>>,
     pub(in crate::relay) rates: Vec<u64>,
-    /// What each layer's base-layer packets take of its rate (its share as
-    /// measured, of the rate counted), for base-layer copies.
-    pub(in crate::relay) base_rates: Vec<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -102,20 +99,6 @@ impl LessonPlan {
                     (0..n).map(|k| assumed(n, k)).collect()
                 };
             }
-            let base_rates = ranked
-                .iter()
-                .zip(&rates)
-                .map(|(&i, &rate)| {
-                    let l = &t.layers[i];
-                    let all = l.meter.wire_bps(now, idle);
-                    let base = l.base.wire_bps(now, idle).min(all);
-                    if all == 0 {
-                        0
-                    } else {
-                        (rate as u128 * base as u128 / all as u128) as u64
-                    }
-                })
-                .collect();
             if t.kind == Kind::Video {
                 video_n += 1;
             } else {
@@ -127,7 +110,6 @@ impl LessonPlan {
                 role,
                 rids: ranked.iter().map(|&i| t.layers[i].rid).collect(),
                 rates,
-                base_rates,
             });
         }
         LessonPlan {

@@ -30,6 +30,8 @@ struct Frame {
     layer: u8,
     pid: u16,
     temporal: Option<(u8, u8)>,
+    /// The minimum playout delay its first packet asked for.
+    min_delay: Option<Duration>,
 }
 
 /// Render times of the frames a VP8 decoder could show, as Chromium's receiver
@@ -62,6 +64,7 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
                 layer: v.layer,
                 pid: v.pid,
                 temporal: v.temporal,
+                min_delay: v.min_delay,
             });
         } else if let Some(f) = cur.as_mut() {
             if contiguous {
@@ -111,11 +114,16 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
 /// completed (frames delayed by retransmission left out, as Chromium leaves them
 /// out of its jitter estimate), plus [`RENDER_DELAY`]. A frame complete by then
 /// plays on time; a later one plays when it completes.
+///
+/// A sender's minimum playout delay (the playout-delay header extension, last
+/// value seen, as Chromium keeps it) holds frames at least that long after their
+/// send time plus that smallest delay.
 #[derive(Default)]
 struct JitterBuffer {
     base: Option<Duration>,
     mean_ms: f64,
     var_ms2: f64,
+    min_delay: Duration,
 }
 
 /// See [`JitterBuffer`]; fitted to Chromium's `jitterBufferDelay` behind the
@@ -146,7 +154,10 @@ impl JitterBuffer {
             self.mean_ms += JITTER_WEIGHT * d;
             self.var_ms2 += JITTER_WEIGHT * (d * d - self.var_ms2);
         }
-        Some(sent + base + target + RENDER_DELAY)
+        if let Some(d) = f.min_delay {
+            self.min_delay = d;
+        }
+        Some(sent + base + (target + RENDER_DELAY).max(self.min_delay))
     }
 }
 
@@ -313,6 +324,7 @@ mod tests {
                     pid: f as u16,
                     temporal: Some((tl0, tid)),
                     repaired: delay > 0,
+                    min_delay: None,
                     sent: None,
                 });
             }
@@ -381,6 +393,30 @@ mod tests {
                 .map(|w| (w[1].0 - w[0].0).as_millis())
                 .collect::<Vec<_>>()
         );
+    }
+
+    #[test]
+    fn a_sender_asked_playout_delay_lets_a_long_round_trip_repair_in_time() {
+        // A satellite hop: 310 ms one way plus 0 or 30 ms of jitter; frame 24's
+        // (TL0) packet is repaired a round trip and a bit (680 ms) late. On the
+        // receiver's own delay that is a freeze; held 840 ms, as the relay asks
+        // for such a link, it plays on time.
+        let satellite = |min_delay: Option<u64>| {
+            let mut v = stream(&[(49, Some(680))]);
+            let t0 = v[0].at;
+            for p in v.iter_mut() {
+                let f = p.seq / 2;
+                let sent = t0 + Duration::from_millis(40 * f);
+                let late = if p.repaired { 680 } else { 30 * (f % 2) };
+                p.sent = Some(sent);
+                p.at = sent + Duration::from_millis(310 + late);
+                p.min_delay = min_delay.map(Duration::from_millis);
+            }
+            let f = rendered(&v);
+            (f.len(), freezes(&f))
+        };
+        assert_eq!(satellite(None), (40, 1));
+        assert_eq!(satellite(Some(840)), (40, 0));
     }
 
     #[test]

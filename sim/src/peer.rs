@@ -59,9 +59,12 @@ impl Peer {
 
     fn build(now: Instant, addr: SocketAddr, red: bool) -> Peer {
         epoch();
+        // Chromium offers the playout-delay extension; so does this peer, and its
+        // receiver model honours it (`metrics::rendered`).
         let mut rtc = Rtc::builder()
             .set_rtp_mode(true)
             .enable_opus(true, red)
+            .set_extension(6, str0m::rtp::Extension::PlayoutDelay)
             .build(now);
         rtc.add_local_candidate(Candidate::host(addr, "udp").expect("candidate"));
         Peer {
@@ -380,6 +383,9 @@ pub struct VideoRx {
     pub temporal: Option<(u8, u8)>,
     /// It filled a hole: a retransmission (or a packet reordered past others).
     pub repaired: bool,
+    /// The minimum playout delay the sender asked for on it (the playout-delay
+    /// header extension).
+    pub min_delay: Option<Duration>,
     /// When the teacher sent it (from its payload stamp).
     pub sent: Option<Instant>,
 }
@@ -624,6 +630,11 @@ impl Classroom {
                             pid: d.pid,
                             temporal: d.temporal,
                             repaired: false,
+                            min_delay: p
+                                .header
+                                .ext_vals
+                                .play_delay_min
+                                .map(|t| Duration::from_secs_f64(t.as_seconds())),
                             sent: stamp_of(b),
                         };
                         let screen = mid.is_some() && mid == self.smid;

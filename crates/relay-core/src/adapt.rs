@@ -104,6 +104,17 @@ pub struct AdaptConfig {
     pub red_deep_loss: f32,
     /// Two-deep RED stays this long after the last such report.
     pub red_deep_hold: Duration,
+    /// A classroom whose link loses at least this much (reports' loss, smoothed)
+    /// is asked to hold each video frame long enough for a retransmission to
+    /// arrive (see `link::RepairDelay`).
+    pub repair_loss: f32,
+    /// Such a hold shorter than this is not asked for: a receiver's own jitter
+    /// buffer and NACK repair most losses on short round trips.
+    pub repair_min: Duration,
+    /// Nor longer than this, whatever the round trip.
+    pub repair_max: Duration,
+    /// The hold stays this long after the link last lost enough.
+    pub repair_hold: Duration,
 }
 
 impl Default for AdaptConfig {
@@ -133,6 +144,10 @@ impl Default for AdaptConfig {
             assumed_audio_bps: 60_000,
             red_deep_loss: 0.02,
             red_deep_hold: Duration::from_secs(20),
+            repair_loss: 0.001,
+            repair_min: Duration::from_millis(150),
+            repair_max: Duration::from_millis(1500),
+            repair_hold: Duration::from_secs(30),
         }
     }
 }

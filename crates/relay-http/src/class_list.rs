@@ -190,6 +190,7 @@ mod tests {
             switches: 0,
             estimate_bps: Some(1_200_000),
             start_bps: Some(500_000),
+            playout_min: None,
             budget_bps: 0,
             loss: Some(0.01),
             rtt: Some(Duration::from_millis(40)),

@@ -98,6 +98,7 @@ pub(crate) fn fixture() -> EdgeStats {
         switches: 1,
         estimate_bps: Some(bps * 2),
         start_bps: Some(500_000),
+        playout_min: None,
         budget_bps: bps,
         loss: Some(0.01),
         rtt: Some(std::time::Duration::from_millis(80)),

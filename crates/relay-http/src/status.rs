@@ -29,6 +29,7 @@ pub fn lessons_json(s: &EdgeStats) -> Value {
                     "layer_switches": c.switches,
                     "estimate_kbps": c.estimate_bps.map(|b| b / 1000),
                     "start_kbps": c.start_bps.map(|b| b / 1000),
+                    "playout_min_ms": c.playout_min.map(|d| d.as_millis() as u64),
                     "budget_kbps": c.budget_bps / 1000,
                     "loss_pct": c.loss.map(|l| (l as f64 * 1000.0).round() / 10.0),
                     "rtt_ms": c.rtt.map(|r| r.as_millis() as u64),

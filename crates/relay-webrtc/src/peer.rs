@@ -11,6 +11,7 @@ use str0m::bwe::Bitrate;
 use str0m::change::SdpOffer;
 use str0m::format::Codec as StrCodec;
 use str0m::media::{Direction, MediaKind, Mid as StrMid};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc};
 
 use crate::error::EdgeError;
@@ -43,6 +44,10 @@ pub struct Negotiated {
 /// more than a satellite round trip plus the receiver's NACK timing; str0m's default
 /// of 1000 costs memory per classroom for packets no one will ask for again.
 const SEND_BUFFER_VIDEO: usize = 400;
+
+/// The session-level id of the playout-delay header extension (one str0m's
+/// standard map leaves free; an answer takes the offer's id).
+const PLAYOUT_DELAY_ID: u8 = 6;
 
 /// Check `offer` (see [`crate::offer_check`]), build an `Rtc` and answer it. A panic
 /// inside str0m while negotiating is contained and answered as
@@ -78,7 +83,11 @@ fn negotiate_checked(
         .enable_opus(true, role == Role::Subscriber)
         .enable_vp8(true)
         .enable_h264(codecs.h264)
-        .set_send_buffer_video(SEND_BUFFER_VIDEO);
+        .set_send_buffer_video(SEND_BUFFER_VIDEO)
+        // Towards classrooms on long, lossy round trips the relay asks the
+        // receiver to hold video until retransmissions can arrive (see
+        // relay_core's link::RepairDelay); an offer without it gets none.
+        .set_extension(PLAYOUT_DELAY_ID, Extension::PlayoutDelay);
     if let Some(bps) = bwe_initial {
         // Send-side estimation (TWCC) towards a classroom, and loss/RTT once a second.
         builder = builder

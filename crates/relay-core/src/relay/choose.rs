@@ -1,7 +1,7 @@
 //! Layer choice for one lesson, and the keyframe requests it leads to.
 
 use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::link::{adapt_subscriber, LessonPlan};
 use super::{
@@ -24,13 +24,14 @@ pub(super) struct Effects {
 
 impl Effects {
     /// Send `rtp` (from `from`) to `to` on its m-line `mid` (voice with `red_depth`
-    /// previous frames where RED is on), numbered `w`, and count it against the
-    /// receiver's rate meter `sent`.
+    /// previous frames where RED is on; video with the minimum playout delay
+    /// `playout_min` when one is asked for), numbered `w`, and count it against
+    /// the receiver's rate meter `sent`.
     pub(super) fn forward(
         &mut self,
         now: Instant,
         sent: &mut RateMeter,
-        (to, mid, red_depth): (PeerId, Mid, u8),
+        (to, mid, red_depth, playout_min): (PeerId, Mid, u8, Option<Duration>),
         from: PeerId,
         rtp: &RtpIn,
         w: Rewritten,
@@ -50,6 +51,7 @@ impl Effects {
             vp8_picture_id: w.vp8_picture_id,
             vp8_tl0_pic_idx: w.vp8_tl0_pic_idx,
             red_depth,
+            playout_min,
             payload: rtp.payload.clone(),
         }));
     }

@@ -217,6 +217,10 @@ pub struct Forward {
     /// Voice towards a classroom that negotiated RED: how many previous frames
     /// each packet carries again (1, or 2 on a lossy link).
     pub red_depth: u8,
+    /// Video: the minimum playout delay to ask of the receiver (the
+    /// playout-delay header extension), so that retransmissions arrive before
+    /// the frame is due; `None`: no extension.
+    pub playout_min: Option<Duration>,
     pub payload: Arc<[u8]>,
 }
 

@@ -245,10 +245,10 @@ impl Relay {
                 let ac = &self.cfg.adapt;
                 if let Some((l, i)) = find_subscriber(&self.peer_lesson, &mut self.lessons, peer) {
                     let s = &mut l.subscribers[i];
+                    s.link.rtt = rtt.or(s.link.rtt);
                     s.link.note_loss(loss, now, ac);
                     s.link.loss = loss;
                     s.link.last_loss = loss.or(s.link.last_loss);
-                    s.link.rtt = rtt.or(s.link.rtt);
                 }
             }
             Input::Timeout(now) => self.timeout(now),
@@ -514,7 +514,8 @@ impl Relay {
                         self.fx.totals.layer_switches += 1;
                     }
                 }
-                let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
+                let playout = if is_video { s.link.playout_min(now) } else { None };
+                let to = (s.peer, slot.spec.mid, s.link.red_depth(now), playout);
                 self.fx.forward(now, &mut s.sent, to, peer, &rtp, w);
             }
         }

@@ -35,6 +35,8 @@ pub struct SubscriberStats {
     pub switches: u64,
     /// Send-side estimate towards this classroom, when the edge measures one.
     pub estimate_bps: Option<u64>,
+    /// The minimum playout delay its video asks for now (long, lossy round trips).
+    pub playout_min: Option<Duration>,
     /// Where that estimate started when the classroom joined: what the school
     /// sustained before (the warm start), or the configured default.
     pub start_bps: Option<u64>,
@@ -124,6 +126,7 @@ impl Relay {
                             .collect(),
                         switches: s.slots.iter().map(|sl| sl.switches).sum(),
                         estimate_bps: s.link.estimate,
+                        playout_min: s.link.playout_min(now),
                         start_bps: s.start_bps,
                         budget_bps: s.link.budget,
                         loss: s.link.last_loss,

@@ -313,7 +313,7 @@ fn picture_packet(
             let Some((w, _)) = slot.follow(now, src, &sp, clock, info.keyframe_start) else {
                 continue;
             };
-            let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
+            let to = (s.peer, slot.spec.mid, s.link.red_depth(now), None);
             fx.forward(now, &mut s.sent, to, peer, &rtp, w);
         }
     }
@@ -383,7 +383,7 @@ pub(super) fn talk_packet(
         let Some((w, _)) = slot.follow(now, src, &sp, rtp.codec.clock_rate(), true) else {
             continue;
         };
-        let to = (s.peer, slot.spec.mid, s.link.red_depth(now));
+        let to = (s.peer, slot.spec.mid, s.link.red_depth(now), None);
         fx.forward(now, &mut s.sent, to, peer, &rtp, w);
     }
 }

@@ -3,7 +3,7 @@
 use super::*;
 
 impl World {
-    fn estimate(&mut self, peer: u64, bps: u64) {
+    pub(super) fn estimate(&mut self, peer: u64, bps: u64) {
         self.input(Input::LinkEstimate {
             now: self.now,
             peer: PeerId(peer),

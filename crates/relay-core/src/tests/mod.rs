@@ -545,3 +545,4 @@ fn same_inputs_same_outputs() {
 
 mod adapt;
 mod floor;
+mod repair;

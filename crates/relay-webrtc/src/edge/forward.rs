@@ -8,12 +8,12 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use relay_core::{Codec, Mid, PeerId, RtpIn};
 use str0m::format::Codec as StrCodec;
-use str0m::media::{Mid as StrMid, Pt};
-use str0m::rtp::{RtpPacket, RtpWrite, Vp8Descriptor};
+use str0m::media::{MediaTime, Mid as StrMid, Pt};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Vp8Descriptor};
 
 use super::{Edge, Peer};
 
@@ -134,6 +134,9 @@ impl Edge {
         let mut w = RtpWrite::new(pt, f.seq.into(), f.ts, now, payload)
             .marker(f.marker)
             .nackable(f.codec.is_video());
+        if let Some(min) = f.playout_min {
+            w = w.ext_vals(playout_delay(min));
+        }
         if f.vp8_picture_id.is_some() || f.vp8_tl0_pic_idx.is_some() {
             if let Some(d) = self.fanout.vp8(&f.payload) {
                 let mut b = d.patch();
@@ -235,4 +238,17 @@ pub(super) fn publisher_packet(p: &mut Peer, pkt: RtpPacket) -> Option<RtpIn> {
         codec: *codec,
         payload: pkt.payload,
     })
+}
+
+/// The longest playout delay the extension may ask for (Chromium refuses more).
+const PLAYOUT_MAX: Duration = Duration::from_secs(10);
+
+/// Header extension values asking the receiver to hold video at least `min`
+/// (the playout-delay extension; its maximum leaves the receiver free above it).
+fn playout_delay(min: Duration) -> ExtensionValues {
+    ExtensionValues {
+        play_delay_min: Some(MediaTime::from_millis(min.min(PLAYOUT_MAX).as_millis() as u64)),
+        play_delay_max: Some(MediaTime::from_millis(PLAYOUT_MAX.as_millis() as u64)),
+        ..Default::default()
+    }
 }

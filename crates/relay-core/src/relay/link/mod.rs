@@ -15,6 +15,7 @@ mod loss;
 mod plan;
 mod probe;
 mod redundancy;
+mod repair;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,7 @@ pub(super) use plan::LessonPlan;
 use plan::{voice_cost, TrackPlan};
 use probe::Probing;
 use redundancy::VoiceRedundancy;
+use repair::RepairDelay;
 
 /// What the relay knows of the link towards one classroom, and the controller that
 /// chooses the layers it gets.
@@ -53,6 +55,7 @@ pub(super) struct LinkState {
     floor: VideoFloor,
     probe: Probing,
     redundancy: VoiceRedundancy,
+    repair: RepairDelay,
 }
 
 /// What one evaluation of a measured link looks at besides the controller's state.
@@ -112,11 +115,18 @@ impl LinkState {
         self.redundancy.depth(now)
     }
 
-    /// A receiver report's loss, as it arrives (see [`VideoFloor`] and
-    /// [`VoiceRedundancy`]).
+    /// The minimum playout delay this classroom's video carries now (see
+    /// [`RepairDelay`]); `None`: none is sent.
+    pub(in crate::relay) fn playout_min(&self, now: Instant) -> Option<Duration> {
+        self.repair.playout_min(now)
+    }
+
+    /// A receiver report's loss, as it arrives (see [`VideoFloor`],
+    /// [`VoiceRedundancy`] and [`RepairDelay`], which also takes `self.rtt`).
     pub(super) fn note_loss(&mut self, loss: Option<f32>, now: Instant, ac: &AdaptConfig) {
         self.floor.note_loss(loss);
         self.redundancy.note_loss(loss, now, ac);
+        self.repair.note(loss, self.rtt, now, ac);
     }
 
     /// Decides for a measured link: the budget (cut after heavy loss), the layers

@@ -1,0 +1,137 @@
+//! How long a classroom's receiver should hold each video frame before it plays,
+//! so that a lost packet's retransmission arrives in time: the minimum of the
+//! playout-delay header extension (`http://www.webrtc.org/experiments/rtp-hdrext/playout-delay`,
+//! which Chromium applies to its video jitter buffer), per classroom.
+//!
+//! On a satellite hop (620 ms) Chromium's jitter buffer holds a frame about
+//! 100 ms, so a retransmission (one round trip after the loss) comes long after the
+//! frame was due, and with VP8 temporal layers every later frame waits on a lost
+//! base-layer frame: the picture freezes until the repair. Asked to hold frames a
+//! round trip and a bit, the receiver plays the repaired frame on time. It costs
+//! the classroom delay, not bandwidth: on a thin link, bandwidth is what is short.
+//! Forward error correction (ulpfec, flexfec-03), which Chromium also receives,
+//! would cost bandwidth and no delay; str0m (0.25) negotiates and sends neither.
+//!
+//! Asked for while the reports' loss, smoothed, is at least
+//! [`AdaptConfig::repair_loss`] and the hold it takes is at least
+//! [`AdaptConfig::repair_min`]; the hold is the round trip, a quarter of it more
+//! (at least 30 ms) for its jitter, and 60 ms for the receiver to notice the
+//! gap and the retransmission to be sent, at most [`AdaptConfig::repair_max`].
+//! It moves only when the round trip moves it by a fifth, and ends
+//! [`AdaptConfig::repair_hold`] after the link last lost enough: then 0 (the
+//! receiver's own choice) is sent, since a receiver keeps the last value it got.
+
+use std::time::{Duration, Instant};
+
+use crate::adapt::AdaptConfig;
+
+/// Weight of a new report in the smoothed loss (reports come about once a second).
+const NEW_REPORT: f32 = 0.2;
+/// For the receiver to see the gap and ask, and for the retransmission to leave.
+const ASK_AND_RESEND: Duration = Duration::from_millis(60);
+
+#[derive(Debug, Default)]
+pub(super) struct RepairDelay {
+    smoothed: Option<f32>,
+    /// The hold asked for now, and until when.
+    hold: Option<(Duration, Instant)>,
+    /// A hold was asked for once: from then on the value is always sent.
+    asked: bool,
+}
+
+/// The hold a round trip takes, in the extension's 10 ms steps.
+fn hold_for(rtt: Duration) -> Duration {
+    let d = rtt + (rtt / 4).max(Duration::from_millis(30)) + ASK_AND_RESEND;
+    Duration::from_millis(d.as_millis().div_ceil(10) as u64 * 10)
+}
+
+impl RepairDelay {
+    pub(super) fn note(
+        &mut self,
+        loss: Option<f32>,
+        rtt: Option<Duration>,
+        now: Instant,
+        ac: &AdaptConfig,
+    ) {
+        let Some(l) = loss else {
+            return;
+        };
+        let s = self.smoothed.map_or(l, |s| s + NEW_REPORT * (l - s));
+        self.smoothed = Some(s);
+        let Some(rtt) = rtt else {
+            return;
+        };
+        let want = hold_for(rtt).min(ac.repair_max);
+        if s < ac.repair_loss || want < ac.repair_min {
+            return;
+        }
+        let held = self.hold.filter(|&(_, until)| now < until).map(|h| h.0);
+        // Keep the current hold unless the round trip moved it by a fifth.
+        let d = match held {
+            Some(h) if h.abs_diff(want) * 5 <= h => h,
+            _ => want,
+        };
+        self.hold = Some((d, now + ac.repair_hold));
+        self.asked = true;
+    }
+
+    /// The minimum playout delay to put on this classroom's video now: `None`
+    /// until a hold was first asked for, then the hold, or zero once it ended.
+    pub(super) fn playout_min(&self, now: Instant) -> Option<Duration> {
+        if !self.asked {
+            return None;
+        }
+        Some(
+            self.hold
+                .filter(|&(_, until)| now < until)
+                .map_or(Duration::ZERO, |h| h.0),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn link(loss: f32, rtt_ms: u64, secs: u32) -> (RepairDelay, Instant) {
+        let ac = AdaptConfig::default();
+        let mut r = RepairDelay::default();
+        let t0 = Instant::now();
+        for s in 0..secs {
+            let rtt = Some(Duration::from_millis(rtt_ms));
+            r.note(Some(loss), rtt, t0 + S * s, &ac);
+        }
+        (r, t0 + S * secs)
+    }
+
+    #[test]
+    fn a_lossy_long_round_trip_holds_frames_a_round_trip_and_a_bit() {
+        let (r, t) = link(0.005, 620, 10);
+        assert_eq!(r.playout_min(t), Some(Duration::from_millis(835u64.div_ceil(10) * 10)));
+        let (r, t) = link(0.01, 100, 10);
+        assert_eq!(r.playout_min(t), Some(Duration::from_millis(190)), "3G");
+        let (r, t) = link(0.0, 620, 10);
+        assert_eq!(r.playout_min(t), None, "no loss: nothing to repair");
+        let (r, t) = link(0.01, 40, 10);
+        assert_eq!(r.playout_min(t), None, "a short round trip repairs in time");
+        let (r, t) = link(0.01, 3000, 10);
+        assert_eq!(r.playout_min(t), Some(AdaptConfig::default().repair_max));
+    }
+
+    #[test]
+    fn the_hold_moves_with_the_round_trip_only_by_a_fifth_and_ends_at_zero() {
+        let ac = AdaptConfig::default();
+        let (mut r, t) = link(0.005, 620, 10);
+        let first = r.playout_min(t).unwrap();
+        r.note(Some(0.005), Some(Duration::from_millis(680)), t, &ac);
+        assert_eq!(r.playout_min(t), Some(first), "a wobble of the round trip");
+        r.note(Some(0.005), Some(Duration::from_millis(900)), t, &ac);
+        assert_eq!(r.playout_min(t), Some(Duration::from_millis(1190)));
+        for s in 1..=40 {
+            r.note(Some(0.0), Some(Duration::from_millis(900)), t + S * s, &ac);
+        }
+        assert_eq!(r.playout_min(t + S * 40), Some(Duration::ZERO), "ended, and said so");
+    }
+}

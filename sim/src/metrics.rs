@@ -117,14 +117,22 @@ pub fn rendered(video: &[VideoRx]) -> Vec<(Instant, u8)> {
 ///
 /// A sender's minimum playout delay (the playout-delay header extension, last
 /// value seen, as Chromium keeps it) holds frames at least that long after their
-/// send time plus that smallest delay.
+/// send time plus that smallest delay; a change of it moves the hold by at most
+/// [`DELAY_CHANGE_PER_S`] per second of the stream, as Chromium's timing moves its
+/// delay (slow motion rather than a freeze).
 #[derive(Default)]
 struct JitterBuffer {
     base: Option<Duration>,
     mean_ms: f64,
     var_ms2: f64,
+    /// The sender's minimum, and where the hold is on its way to it: (hold,
+    /// send time of the frame it was set for).
     min_delay: Duration,
+    hold: Option<(Duration, Instant)>,
 }
+
+/// How fast the hold follows a changed minimum playout delay.
+pub const DELAY_CHANGE_PER_S: Duration = Duration::from_millis(100);
 
 /// See [`JitterBuffer`]; fitted to Chromium's `jitterBufferDelay` behind the
 /// calibration links (about 70–80 ms at 20–30 ms of link jitter).
@@ -157,7 +165,20 @@ impl JitterBuffer {
         if let Some(d) = f.min_delay {
             self.min_delay = d;
         }
-        Some(sent + base + (target + RENDER_DELAY).max(self.min_delay))
+        let hold = match self.hold {
+            None => self.min_delay,
+            Some((h, at)) => {
+                let step =
+                    DELAY_CHANGE_PER_S.mul_f64(sent.saturating_duration_since(at).as_secs_f64());
+                if self.min_delay > h {
+                    (h + step).min(self.min_delay)
+                } else {
+                    h.saturating_sub(step).max(self.min_delay)
+                }
+            }
+        };
+        self.hold = Some((hold, sent));
+        Some(sent + base + (target + RENDER_DELAY).max(hold))
     }
 }
 

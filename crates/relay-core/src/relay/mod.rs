@@ -514,7 +514,11 @@ impl Relay {
                         self.fx.totals.layer_switches += 1;
                     }
                 }
-                let playout = if is_video { s.link.playout_min(now) } else { None };
+                let playout = if is_video {
+                    s.link.playout_min(now)
+                } else {
+                    None
+                };
                 let to = (s.peer, slot.spec.mid, s.link.red_depth(now), playout);
                 self.fx.forward(now, &mut s.sent, to, peer, &rtp, w);
             }

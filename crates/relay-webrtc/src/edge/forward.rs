@@ -247,7 +247,9 @@ const PLAYOUT_MAX: Duration = Duration::from_secs(10);
 /// (the playout-delay extension; its maximum leaves the receiver free above it).
 fn playout_delay(min: Duration) -> ExtensionValues {
     ExtensionValues {
-        play_delay_min: Some(MediaTime::from_millis(min.min(PLAYOUT_MAX).as_millis() as u64)),
+        play_delay_min: Some(MediaTime::from_millis(
+            min.min(PLAYOUT_MAX).as_millis() as u64
+        )),
         play_delay_max: Some(MediaTime::from_millis(PLAYOUT_MAX.as_millis() as u64)),
         ..Default::default()
     }

@@ -172,6 +172,12 @@ pub struct Media {
     /// preferred layer whatever its link.
     #[serde(default = "default_true")]
     pub adaptation: bool,
+    /// The longest a classroom on a long, lossy round trip (a satellite hop) may be
+    /// asked to hold the teacher's picture so that retransmissions arrive before a
+    /// frame is due (the playout-delay header extension): fewer freezes for that
+    /// much more delay. 0 turns it off.
+    #[serde(default = "default_repair_delay_max")]
+    pub repair_delay_max_ms: u64,
 }
 
 impl Default for Media {
@@ -181,10 +187,14 @@ impl Default for Media {
             keyframe_interval_ms: default_kf_interval(),
             h264: true,
             adaptation: true,
+            repair_delay_max_ms: default_repair_delay_max(),
         }
     }
 }
 
+fn default_repair_delay_max() -> u64 {
+    1500
+}
 fn default_http() -> String {
     "127.0.0.1:8080".into()
 }

@@ -420,7 +420,7 @@ mod tests {
     fn a_sender_asked_playout_delay_lets_a_long_round_trip_repair_in_time() {
         // A satellite hop: 310 ms one way plus 0 or 30 ms of jitter; frame 24's
         // (TL0) packet is repaired a round trip and a bit (680 ms) late. On the
-        // receiver's own delay that is a freeze; held 840 ms, as the relay asks
+        // receiver's own delay that is a freeze; held 990 ms, as the relay asks
         // for such a link, it plays on time.
         let satellite = |min_delay: Option<u64>| {
             let mut v = stream(&[(49, Some(680))]);
@@ -437,7 +437,7 @@ mod tests {
             (f.len(), freezes(&f))
         };
         assert_eq!(satellite(None), (40, 1));
-        assert_eq!(satellite(Some(840)), (40, 0));
+        assert_eq!(satellite(Some(990)), (40, 0));
     }
 
     #[test]

@@ -279,6 +279,7 @@ async fn run(l: Loaded, state_file: Option<PathBuf>) -> Result<()> {
             },
             adapt: relay_core::AdaptConfig {
                 enabled: l.config.media.adaptation,
+                repair_max: std::time::Duration::from_millis(l.config.media.repair_delay_max_ms),
                 ..Default::default()
             },
             ..Default::default()

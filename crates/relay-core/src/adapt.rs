@@ -111,7 +111,7 @@ pub struct AdaptConfig {
     /// Such a hold shorter than this is not asked for: a receiver's own jitter
     /// buffer and NACK repair most losses on short round trips.
     pub repair_min: Duration,
-    /// Nor longer than this, whatever the round trip.
+    /// Nor longer than this, whatever the round trip (under `repair_min`: never).
     pub repair_max: Duration,
     /// The hold stays this long after the link last lost enough.
     pub repair_hold: Duration,

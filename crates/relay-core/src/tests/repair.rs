@@ -30,7 +30,7 @@ fn a_satellite_classroom_video_asks_to_be_held_a_round_trip() {
     }
     let (v, a) = (w.video(10).len(), w.audio(10).len());
     w.run(Duration::from_secs(1));
-    let held = Some(Duration::from_millis(840));
+    let held = Some(Duration::from_millis(990));
     assert!(w.video(10)[v..].iter().all(|f| f.playout_min == held));
     assert!(w.audio(10)[a..].iter().all(|f| f.playout_min.is_none()));
     assert!(w.video(11).iter().all(|f| f.playout_min.is_none()));

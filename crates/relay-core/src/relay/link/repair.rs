@@ -145,7 +145,12 @@ mod tests {
         let mut r = RepairDelay::default();
         let t0 = Instant::now();
         for s in 0..10 {
-            r.note(Some(0.01), Some(Duration::from_millis(620)), t0 + S * s, &ac);
+            r.note(
+                Some(0.01),
+                Some(Duration::from_millis(620)),
+                t0 + S * s,
+                &ac,
+            );
         }
         assert_eq!(r.playout_min(t0 + S * 10), None);
     }

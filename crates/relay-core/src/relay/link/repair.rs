@@ -13,17 +13,19 @@
 //! would cost bandwidth and no delay; str0m (0.25) negotiates and sends neither.
 //!
 //! Asked for while the reports' loss, smoothed, is at least
-//! [`AdaptConfig::repair_loss`] and the hold it takes is at least
+//! [`AdaptConfig::repair_loss`] (reports of [`AdaptConfig::loss_cut`] or more are
+//! congestion and left out) and the hold it takes is at least
 //! [`AdaptConfig::repair_min`]; the hold is the round trip, half of it more (at
 //! least 30 ms) for the queue a retransmission may wait behind and its jitter,
 //! and 60 ms for the receiver to notice the gap and the retransmission to be
 //! sent, at most [`AdaptConfig::repair_max`]. (Measured in the replay's satellite
 //! lesson, seed 1: a quarter more left 13 freezes in 4 minutes, half 3, a whole
 //! round trip more 2.)
-//! The round trip is smoothed (str0m's samples on a 620 ms hop wander by a
-//! quarter); the hold rises at once when the smoothed round trip needs a tenth
+//! The round trip is the least seen over the last 10–20 s: the path's own, not a
+//! queue's (a congested link's round trip grows for a while, and a hold asked for
+//! then would stay long after). The hold rises at once when that needs a tenth
 //! more, and falls by at most [`FALL_PER_REPORT`] a report, so it does not flap
-//! (a receiver moves its delay slowly, and each rise is a stretch of slow motion).
+//! (a receiver moves its delay about 100 ms a second anyway).
 //! It ends [`AdaptConfig::repair_hold`] after the link last lost enough: then 0
 //! (the receiver's own choice) is sent, since a receiver keeps the last value.
 
@@ -31,18 +33,21 @@ use std::time::{Duration, Instant};
 
 use crate::adapt::AdaptConfig;
 
-/// Weight of a new report in the smoothed loss and round trip (reports come
-/// about once a second).
+/// Weight of a new report in the smoothed loss (reports come about once a second).
 const NEW_REPORT: f32 = 0.2;
 /// How much the hold may fall a report.
-const FALL_PER_REPORT: Duration = Duration::from_millis(10);
+const FALL_PER_REPORT: Duration = Duration::from_millis(50);
+/// The least round trip is kept per window of this length, over two windows.
+const RTT_WINDOW: Duration = Duration::from_secs(10);
 /// For the receiver to see the gap and ask, and for the retransmission to leave.
 const ASK_AND_RESEND: Duration = Duration::from_millis(60);
 
 #[derive(Debug, Default)]
 pub(super) struct RepairDelay {
     smoothed: Option<f32>,
-    rtt: Option<Duration>,
+    /// The least round trip in the window that started then, and in the one before.
+    rtt: Option<(Duration, Instant)>,
+    rtt_before: Option<Duration>,
     /// The hold asked for now, and until when.
     hold: Option<(Duration, Instant)>,
     /// A hold was asked for once: from then on the value is always sent.
@@ -63,7 +68,9 @@ impl RepairDelay {
         now: Instant,
         ac: &AdaptConfig,
     ) {
-        let Some(l) = loss else {
+        // A report losing `loss_cut` or more is congestion (the budget is cut for
+        // it), not a link that drops packets now and then: it is left out.
+        let Some(l) = loss.filter(|&l| l < ac.loss_cut) else {
             return;
         };
         let s = self.smoothed.map_or(l, |s| s + NEW_REPORT * (l - s));
@@ -71,11 +78,7 @@ impl RepairDelay {
         let Some(sample) = rtt else {
             return;
         };
-        let rtt = self.rtt.map_or(sample, |r| {
-            let (r, x) = (r.as_secs_f64(), sample.as_secs_f64());
-            Duration::from_secs_f64(r + f64::from(NEW_REPORT) * (x - r))
-        });
-        self.rtt = Some(rtt);
+        let rtt = self.least_rtt(sample, now);
         let want = hold_for(rtt).min(ac.repair_max);
         if s < ac.repair_loss || want < ac.repair_min || ac.repair_max < ac.repair_min {
             return;
@@ -89,6 +92,22 @@ impl RepairDelay {
         };
         self.hold = Some((d, now + ac.repair_hold));
         self.asked = true;
+    }
+
+    /// The least round trip over this window and the one before, with `sample`.
+    fn least_rtt(&mut self, sample: Duration, now: Instant) -> Duration {
+        match self.rtt {
+            Some((least, since)) if now.saturating_duration_since(since) < RTT_WINDOW => {
+                self.rtt = Some((least.min(sample), since));
+            }
+            Some((least, _)) => {
+                self.rtt_before = Some(least);
+                self.rtt = Some((sample, now));
+            }
+            None => self.rtt = Some((sample, now)),
+        }
+        let least = self.rtt.map_or(sample, |r| r.0);
+        self.rtt_before.map_or(least, |b| b.min(least))
     }
 
     /// The minimum playout delay to put on this classroom's video now: `None`
@@ -132,6 +151,12 @@ mod tests {
         assert_eq!(r.playout_min(t), None, "no loss: nothing to repair");
         let (r, t) = link(0.01, 40, 10);
         assert_eq!(r.playout_min(t), None, "a short round trip repairs in time");
+        let (r, t) = link(0.3, 620, 10);
+        assert_eq!(
+            r.playout_min(t),
+            None,
+            "a collapse is congestion, not link loss"
+        );
         let (r, t) = link(0.01, 3000, 10);
         assert_eq!(r.playout_min(t), Some(AdaptConfig::default().repair_max));
     }
@@ -156,30 +181,32 @@ mod tests {
     }
 
     #[test]
-    fn the_hold_rises_past_a_tenth_falls_slowly_and_ends_at_zero() {
+    fn the_hold_follows_the_least_round_trip_and_ends_at_zero() {
         let ac = AdaptConfig::default();
         let (mut r, t) = link(0.005, 620, 10);
         let first = r.playout_min(t).unwrap();
-        r.note(Some(0.005), Some(Duration::from_millis(780)), t, &ac);
-        assert_eq!(r.playout_min(t), Some(first), "a wobble of the round trip");
-        for _ in 0..10 {
-            r.note(Some(0.005), Some(Duration::from_millis(900)), t, &ac);
+        let rtt = |ms| Some(Duration::from_millis(ms));
+        // A queue's longer round trips within the windows do not move it.
+        for s in 0..5 {
+            r.note(Some(0.005), rtt(1500), t + S * s, &ac);
         }
-        let risen = r.playout_min(t).unwrap();
-        assert!(risen > first * 11 / 10, "{risen:?}");
-        for _ in 0..3 {
-            r.note(Some(0.005), Some(Duration::from_millis(620)), t, &ac);
+        assert_eq!(r.playout_min(t + S * 5), Some(first), "a queue for a while");
+        // A longer path (every sample for 20 s and more): it rises.
+        for s in 5..40 {
+            r.note(Some(0.005), rtt(900), t + S * s, &ac);
         }
-        let fallen = r.playout_min(t).unwrap();
-        assert!(
-            fallen < risen && risen - fallen <= Duration::from_millis(30),
-            "at most 10 ms a report: {risen:?} to {fallen:?}"
-        );
-        for s in 1..=40 {
-            r.note(Some(0.0), Some(Duration::from_millis(900)), t + S * s, &ac);
+        let t = t + S * 40;
+        assert_eq!(r.playout_min(t), Some(Duration::from_millis(1410)));
+        // Back to the short path: down 50 ms a report.
+        for s in 0..3 {
+            r.note(Some(0.005), rtt(620), t + S * s, &ac);
+        }
+        assert_eq!(r.playout_min(t + S * 3), Some(Duration::from_millis(1260)));
+        for s in 3..60 {
+            r.note(Some(0.0), rtt(620), t + S * s, &ac);
         }
         assert_eq!(
-            r.playout_min(t + S * 40),
+            r.playout_min(t + S * 60),
             Some(Duration::ZERO),
             "ended, and said so"
         );

@@ -7,7 +7,7 @@
 //! 100 ms, so a retransmission (one round trip after the loss) comes long after the
 //! frame was due, and with VP8 temporal layers every later frame waits on a lost
 //! base-layer frame: the picture freezes until the repair. Asked to hold frames a
-//! round trip and a bit, the receiver plays the repaired frame on time. It costs
+//! round trip and a half, the receiver plays the repaired frame on time. It costs
 //! the classroom delay, not bandwidth: on a thin link, bandwidth is what is short.
 //! Forward error correction (ulpfec, flexfec-03), which Chromium also receives,
 //! would cost bandwidth and no delay; str0m (0.25) negotiates and sends neither.
@@ -19,8 +19,8 @@
 //! least 30 ms) for the queue a retransmission may wait behind and its jitter,
 //! and 60 ms for the receiver to notice the gap and the retransmission to be
 //! sent, at most [`AdaptConfig::repair_max`]. (Measured in the replay's satellite
-//! lesson, seed 1: a quarter more left 13 freezes in 4 minutes, half 3, a whole
-//! round trip more 2.)
+//! lesson, seed 1, on a smoothed round trip: a quarter more left 13 freezes in 4
+//! minutes, half 3, a whole round trip more 2; without the hold, 19.)
 //! The round trip is the least seen over the last 10–20 s: the path's own, not a
 //! queue's (a congested link's round trip grows for a while, and a hold asked for
 //! then would stay long after). The hold rises at once when that needs a tenth

@@ -288,24 +288,37 @@ if (mode === 'teacher-drop') {
   for (const [i, p] of stayers.entries()) {
     const g = maxGap(await frames(p), t0, t1);
     const sampler = maxGap(await ticks(p), t0, t1);
-    const around = (await p.evaluate(() => window.__events.slice()))
+    const events = await p.evaluate(() => window.__events.slice());
+    const around = events
       .filter(([t]) => t > g.at - 1500 && t < g.at + g.gap + 1500).map(([t, e]) => `${t - t0}: ${e}`);
-    result.classrooms.push({ max_gap_ms: g.gap, gap_at_ms: g.at - t0, sampler_max_gap_ms: sampler.gap, around_gap: around });
+    // The camera's frame height just before the gap (the tallest of the page's
+    // video receivers then: the slides' show 0p without a screen share).
+    const before = events.filter(([t]) => t <= g.at).pop();
+    const shown = before ? Math.max(0, ...[...before[1].matchAll(/(\d+)p key/g)].map(m => Number(m[1]))) : 0;
+    result.classrooms.push({ max_gap_ms: g.gap, gap_at_ms: g.at - t0, sampler_max_gap_ms: sampler.gap, shown_height: shown, around_gap: around });
   }
   result.relay_after = await relayView();
   const held1 = await held();
   result.relay_held_packets = { over_100ms: held1.over_100ms - held0.over_100ms, over_250ms: held1.over_250ms - held0.over_250ms };
   // The teacher's own encoder, for telling a relay freeze from a sender's pause:
   // of a classroom's longest gap, the part in which the teacher's browser encoded
-  // no frame of the camera layer the relay was forwarding to that classroom (on a
-  // shared 2-core machine a browser can stall for a second) is the sender's.
+  // no frame of the camera layer that classroom was showing (the teacher's layer
+  // of that frame height when the gap began; else the one the relay forwarded at
+  // the window's start) is the sender's: on a shared 2-core machine the teacher's
+  // browser stops its top layer for a second at times ("bandwidth").
   const sent = await teacher.evaluate(() => window.__sent);
   result.teacher_max_encode_gap_ms = Object.fromEntries(Object.entries(sent).map(([rid, ts]) => [rid, maxGap(ts, t0, t1).gap]));
   result.teacher_layers = (await teacher.evaluate(() => window.__limits)).filter(([t]) => t >= t0).map(([t, l]) => `${t - t0}: ${l}`);
+  const limits = await teacher.evaluate(() => window.__limits);
+  const ridOfHeight = (t, height) => {
+    const l = limits.filter(([lt]) => lt <= t).pop();
+    const m = l && [...l[1].matchAll(/(\S+):(\d+)p\//g)].find(m => Number(m[2]) === height);
+    return m ? m[1] : null;
+  };
   for (const [i, c] of result.classrooms.entries()) {
     const line = result.relay_before.map(l => l.split(' ')).find(([, s]) => s === schoolOf(classTokens[i]));
-    const rid = line && line[2].split('/')[0];
     const [a, b] = [t0 + c.gap_at_ms, t0 + c.gap_at_ms + c.max_gap_ms];
+    const rid = ridOfHeight(a, c.shown_height) || (line && line[2].split('/')[0]);
     c.camera_rid = rid || null;
     c.sender_paused_ms = Math.max(0, ...Object.entries(sent).filter(([r]) => !rid || r === rid)
       .map(([, ts]) => senderPause(ts, a, b)));

@@ -353,6 +353,21 @@ mod tests {
         out
     }
 
+    /// [`stream`] sent every 40 ms and arriving `one_way_ms` later plus 0 or 30 ms
+    /// of jitter in turn, frame 24's (TL0) second packet repaired `repair_ms` late.
+    fn over_a_link(one_way_ms: u64, repair_ms: u64) -> Vec<VideoRx> {
+        let mut v = stream(&[(49, Some(repair_ms))]);
+        let t0 = v[0].at;
+        for p in v.iter_mut() {
+            let f = p.seq / 2;
+            let sent = t0 + Duration::from_millis(40 * f);
+            let late = if p.repaired { repair_ms } else { 30 * (f % 2) };
+            p.sent = Some(sent);
+            p.at = sent + Duration::from_millis(one_way_ms + late);
+        }
+        v
+    }
+
     fn freezes(frames: &[(Instant, u8)]) -> usize {
         frames
             .windows(2)
@@ -395,16 +410,7 @@ mod tests {
         // the buffer plays frames about 110 ms after sending. Frame 24 (TL0) has a
         // packet repaired 200 ms late: it plays 140 ms late, a 180 ms gap, no freeze.
         // Played on arrival instead, the gap would be 210-240 ms: a freeze.
-        let mut v = stream(&[(49, Some(200))]);
-        let t0 = v[0].at;
-        for p in v.iter_mut() {
-            let f = p.seq / 2;
-            let sent = t0 + Duration::from_millis(40 * f);
-            let late = if p.repaired { 200 } else { 30 * (f % 2) };
-            p.sent = Some(sent);
-            p.at = sent + Duration::from_millis(50 + late);
-        }
-        let f = rendered(&v);
+        let f = rendered(&over_a_link(50, 200));
         assert_eq!(f.len(), 40);
         assert_eq!(
             freezes(&f),
@@ -423,14 +429,8 @@ mod tests {
         // receiver's own delay that is a freeze; held 990 ms, as the relay asks
         // for such a link, it plays on time.
         let satellite = |min_delay: Option<u64>| {
-            let mut v = stream(&[(49, Some(680))]);
-            let t0 = v[0].at;
+            let mut v = over_a_link(310, 680);
             for p in v.iter_mut() {
-                let f = p.seq / 2;
-                let sent = t0 + Duration::from_millis(40 * f);
-                let late = if p.repaired { 680 } else { 30 * (f % 2) };
-                p.sent = Some(sent);
-                p.at = sent + Duration::from_millis(310 + late);
                 p.min_delay = min_delay.map(Duration::from_millis);
             }
             let f = rendered(&v);

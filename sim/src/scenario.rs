@@ -114,6 +114,17 @@ pub fn satellite(duration: Duration) -> Scenario {
     }
 }
 
+/// [`satellite`] losing 0.5 % of packets at random: retransmissions come a 600 ms
+/// round trip late (for the repair delay's test; not in the benchmark's table).
+pub fn lossy_satellite(duration: Duration) -> Scenario {
+    let mut sc = satellite(duration);
+    sc.name = "lossy-satellite";
+    for (_, shape) in &mut sc.schools[0].down {
+        shape.loss = Loss::Random(0.005);
+    }
+    sc
+}
+
 /// Three classrooms of one school behind one 2 Mbit/s link, a fourth school on 8.
 pub fn shared_link(duration: Duration) -> Scenario {
     Scenario {

@@ -206,3 +206,39 @@ fn burst_loss_makes_red_two_deep() {
     // 60 s of 20 ms packets: 3,000.
     assert!(two <= 15, "{two} voice packets lost of about 3,000");
 }
+
+/// Over a lossy 600 ms round trip the relay asks the classroom to hold its picture
+/// a round trip and a half (the playout-delay extension, through the real edge and
+/// str0m to the classroom), and the classroom, honouring it as Chromium does,
+/// freezes less than with the hold turned off.
+#[test]
+fn a_lossy_satellite_classroom_is_asked_to_hold_its_picture_and_freezes_less() {
+    let run = |repair_max_ms: u64| {
+        let mut cfg = relay_core::RelayConfig::default();
+        cfg.adapt.repair_max = Duration::from_millis(repair_max_ms);
+        scenario::run_with(cfg, scenario::lossy_satellite(Duration::from_secs(60)), 7)
+    };
+    let (on, off) = (run(1500), run(0));
+    let asked: Vec<Duration> = on.world.classes[0]
+        .video
+        .iter()
+        .filter_map(|v| v.min_delay)
+        .collect();
+    let last = *asked
+        .last()
+        .expect("no video packet carried a playout delay");
+    assert!(
+        (Duration::from_millis(900)..=Duration::from_millis(1100)).contains(&last),
+        "held {last:?} on a 600 ms round trip"
+    );
+    assert!(off.world.classes[0]
+        .video
+        .iter()
+        .all(|v| v.min_delay.is_none()));
+    let (with, without) = (on.seen[0].freezes, off.seen[0].freezes);
+    println!("freezes with the hold {with}, without {without}");
+    assert!(
+        with < without,
+        "freezes with the hold {with}, without {without}"
+    );
+}

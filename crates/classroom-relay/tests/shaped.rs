@@ -5,8 +5,9 @@
 //! one must get the top layer; both must hear continuous audio
 //! (tests/browser/shaped.mjs judges).
 //!
-//! Needs CAP_NET_ADMIN (root) for `ip netns` and `tc`; where that is not possible
-//! the test says SKIPPED on stderr and does nothing else.
+//! Needs CAP_NET_ADMIN (root) for `ip netns` and `tc`. Where that is not possible
+//! the test fails under CI=true, and otherwise says SKIPPED on stderr and does
+//! nothing else (`common::netns::make_netns_or_skip`).
 
 mod common;
 

@@ -12,11 +12,16 @@ impl World {
     }
 
     fn loss(&mut self, peer: u64, loss: f32) {
+        self.quality(peer, loss, None);
+    }
+
+    /// A receiver report's loss and, when given, round trip.
+    pub(super) fn quality(&mut self, peer: u64, loss: f32, rtt: Option<Duration>) {
         self.input(Input::LinkQuality {
             now: self.now,
             peer: PeerId(peer),
             loss: Some(loss),
-            rtt: None,
+            rtt,
         });
     }
 

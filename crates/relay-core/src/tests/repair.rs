@@ -4,17 +4,6 @@
 
 use super::*;
 
-impl World {
-    fn quality(&mut self, peer: u64, loss: f32, rtt_ms: u64) {
-        self.input(Input::LinkQuality {
-            now: self.now,
-            peer: PeerId(peer),
-            loss: Some(loss),
-            rtt: Some(Duration::from_millis(rtt_ms)),
-        });
-    }
-}
-
 #[test]
 fn a_satellite_classroom_video_asks_to_be_held_a_round_trip() {
     let mut w = World::new();
@@ -24,8 +13,8 @@ fn a_satellite_classroom_video_asks_to_be_held_a_round_trip() {
     for _ in 0..5 {
         w.estimate(10, 3_000_000);
         w.estimate(11, 3_000_000);
-        w.quality(10, 0.005, 620);
-        w.quality(11, 0.005, 30);
+        w.quality(10, 0.005, Some(Duration::from_millis(620)));
+        w.quality(11, 0.005, Some(Duration::from_millis(30)));
         w.run(Duration::from_secs(1));
     }
     let (v, a) = (w.video(10).len(), w.audio(10).len());

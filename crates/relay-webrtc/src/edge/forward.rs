@@ -240,7 +240,8 @@ pub(super) fn publisher_packet(p: &mut Peer, pkt: RtpPacket) -> Option<RtpIn> {
     })
 }
 
-/// The longest playout delay the extension may ask for (Chromium refuses more).
+/// The longest playout delay asked for: 10 s, libwebrtc's video timing's default
+/// maximum.
 const PLAYOUT_MAX: Duration = Duration::from_secs(10);
 
 /// Header extension values asking the receiver to hold video at least `min`

@@ -80,7 +80,8 @@ impl RepairDelay {
         };
         let rtt = self.least_rtt(sample, now);
         let want = hold_for(rtt).min(ac.repair_max);
-        if s < ac.repair_loss || want < ac.repair_min || ac.repair_max < ac.repair_min {
+        // (A maximum under the minimum makes every hold too short: off.)
+        if s < ac.repair_loss || want < ac.repair_min {
             return;
         }
         let held = self.hold.filter(|&(_, until)| now < until).map(|h| h.0);
